@@ -1,0 +1,61 @@
+"""talking-head-bench sessions, generated from the specs in solutions/, tts/ and checks/."""
+
+# Each setup session builds its env with uv under .envs/ (thbench/envs.py) rather than in a
+# nox-managed venv, so `invoke run` finds it without guessing nox's folder names; the sessions
+# themselves therefore need no venv of their own (venv_backend "none").
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+from thbench import cli, specs
+from thbench.errors import UserError, print_error
+from thbench.specs import Kind
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["tests"]
+
+try:
+    SPECS = specs.load_all()
+except UserError as err:  # a broken spec stops everything, loudly, with every problem listed
+    print_error(err)
+    sys.exit(2)
+
+
+def _setup_session(kind: Kind, spec: specs.Spec) -> None:
+    def session(s: nox.Session) -> None:
+        force = "--force" in s.posargs
+        try:
+            cli.setup_for_run(kind, spec.name, force=force)
+        except UserError as err:
+            print_error(err)
+            s.error(err.message)
+
+    what = {Kind.MODEL: "model", Kind.TTS: "TTS backend", Kind.CHECK: "check"}[kind]
+    session.__doc__ = f"Set up the {what} '{spec.name}' (Python {spec.python}): {spec.description}"
+    nox.session(name=spec.setup_session, tags=["setup", kind.value])(session)
+
+
+for _kind in Kind:
+    for _spec in SPECS[_kind].values():
+        _setup_session(_kind, _spec)
+
+
+@nox.session
+def smoke(session: nox.Session) -> None:
+    """CPU-only, offline end-to-end run: set up still + Piper, speak assets/sample.txt, check the video."""
+    try:
+        result = cli.demo()
+    except UserError as err:
+        print_error(err)
+        session.error(err.message)
+    if not result.ok:
+        session.error(f"smoke run failed: {result.record['failure']['reason']}")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pytest); pass pytest arguments after --."""
+    session.run("pytest", *session.posargs)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+from thbench import proc
+from thbench.errors import UserError
+
+
+def test_a_string_is_refused():
+    with pytest.raises(TypeError):
+        proc.run("echo hi")
+
+
+def test_argv_reaches_the_program_verbatim(tmp_path):
+    tricky = "$(touch x) `id`; rm -rf / && 'quote' \"dq\" naïve"
+    out = proc.run([sys.executable, "-c", "import sys; print(sys.argv[1])", tricky],
+                   cwd=tmp_path, capture=True)
+    assert out.stdout.rstrip("\n") == tricky
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_goes_to_the_log_with_the_command_line(tmp_path):
+    log = tmp_path / "logs" / "step.log"
+    proc.run([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr)"],
+             log=log)
+    text = log.read_text()
+    assert text.startswith("$ ") and "out\n" in text and "err\n" in text
+
+
+def test_failure_names_command_status_log_and_last_line(tmp_path):
+    log = tmp_path / "fail.log"
+    with pytest.raises(proc.CommandFailed) as caught:
+        proc.run([sys.executable, "-c", "print('first'); print('the real cause'); exit(3)"],
+                 log=log, tip="do the thing")
+    err = caught.value
+    assert err.returncode == 3 and err.log == log and err.tip == "do the thing"
+    assert "exited with status 3" in err.message and "the real cause" in err.message
+    assert str(log) in err.message
+
+
+def test_check_false_returns_the_status():
+    result = proc.run([sys.executable, "-c", "exit(5)"], check=False)
+    assert result.returncode == 5
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(300)\n"
+    )
+    started = time.monotonic()
+    with pytest.raises(proc.CommandFailed) as caught:
+        proc.run([sys.executable, "-c", script], timeout=2, log=tmp_path / "t.log")
+    assert caught.value.returncode is None and "timed out" in caught.value.message
+    assert time.monotonic() - started < 30
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):  # reaped by init shortly after the kill
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the grandchild outlived the timeout")
+    assert "process group killed" in (tmp_path / "t.log").read_text()
+
+
+def test_missing_program_is_a_user_error():
+    with pytest.raises(UserError) as caught:
+        proc.run(["thb-no-such-program-xyz"])
+    assert "program not found: thb-no-such-program-xyz" in caught.value.message

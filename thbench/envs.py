@@ -1,0 +1,323 @@
+"""One uv virtual environment per spec: found or built, stamped, reused only when the stamp matches.
+
+Layout, under ``paths.envs_root()`` (``.envs/`` by default, ``THB_ENVS_DIR`` to move it)::
+
+    <kind>-<name>/venv/          the interpreter and packages (deleted and rebuilt on change)
+    <kind>-<name>/stamp.json     written last, only after every step and the health check passed
+    <kind>-<name>/setup.log      output of every command of the last setup
+    <kind>-<name>.lock           file lock: two setups of one env never interleave
+
+uv's cache (``UV_CACHE_DIR``, uv's default otherwise) is shared by every env, so the same wheel
+is stored once and linked into each env (reflink or hardlink where the filesystem allows).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from rich.console import Console
+
+from thbench import paths, proc
+from thbench.errors import UserError
+from thbench.specs import Spec
+
+STAMP_SCHEMA = 1
+console = Console(stderr=True, highlight=False)
+
+# Runs inside the env: imports what the spec lists and reports versions as one JSON line.
+HEALTH_SCRIPT = r"""
+import importlib, importlib.metadata as md, json, platform, sys
+report = {"python": platform.python_version(), "imports": {}, "packages": {}}
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+        report["imports"][name] = "ok"
+    except Exception as exc:  # report every failure, not only the first
+        report["imports"][name] = f"{type(exc).__name__}: {exc}"
+for dist in md.distributions():
+    report["packages"][dist.metadata["Name"].lower().replace("_", "-")] = dist.version
+try:
+    import torch
+    report["torch"] = {"version": torch.__version__, "cuda": torch.version.cuda}
+except Exception:
+    report["torch"] = None
+print(json.dumps(report))
+"""
+
+
+def uv_binary() -> str:
+    """The uv that runs us (``uv run`` sets UV) or the one on PATH."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        raise UserError("uv not found", "run `python3 bootstrap/bootstrap.py` to install it")
+    return found
+
+
+@dataclass(frozen=True)
+class Env:
+    spec: Spec
+    root: Path
+
+    @classmethod
+    def of(cls, spec: Spec) -> Env:
+        return cls(spec, paths.envs_root() / spec.env_id)
+
+    @property
+    def venv(self) -> Path:
+        return self.root / "venv"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    @property
+    def stamp_path(self) -> Path:
+        return self.root / "stamp.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "setup.log"
+
+    @property
+    def identity(self) -> str:
+        """What the env is built from; any change means a rebuild."""
+        torch = self.spec.torch
+        parts = {
+            "python": self.spec.python,
+            "torch": [list(torch.packages), torch.index] if torch else None,
+            "lock": self.spec.lock_sha256,
+            "imports": list(self.spec.imports),
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+    def read_stamp(self) -> dict | None:
+        try:
+            return json.loads(self.stamp_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def is_ready(self) -> bool:
+        stamp = self.read_stamp()
+        if not stamp or stamp.get("identity") != self.identity:
+            return False
+        try:
+            proc.run([self.python, "-c", "pass"], timeout=60)
+        except (proc.CommandFailed, UserError):
+            return False
+        return True
+
+
+def require_ready(spec: Spec) -> Env:
+    """The env of ``spec`` if set up and current, else ERROR with the exact setup command."""
+    env = Env.of(spec)
+    if env.is_ready():
+        return env
+    what = {"model": "model", "tts": "TTS backend", "check": "check"}[spec.kind.value]
+    state = "changed since its setup" if env.read_stamp() else "not set up"
+    raise UserError(
+        f"{what} '{spec.name}' is {state} (env: {env.root})",
+        f"run `uv run nox -s {spec.setup_session}`, then the same command again",
+    )
+
+
+# --- finding an interpreter -------------------------------------------------------------------
+
+
+def _runs(python: Path, version: str) -> bool:
+    try:
+        out = proc.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture=True, timeout=60,
+        ).stdout.strip()
+    except (proc.CommandFailed, UserError):
+        return False
+    return out == version
+
+
+def _pyenv_candidates(version: str) -> list[Path]:
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = glob.glob(str(root / "versions" / f"{version}.*" / "bin" / f"python{version}"))
+
+    def patch(path: str) -> int:
+        number = Path(path).parent.parent.name.split(".")[2]
+        return int(number) if number.isdigit() else -1
+
+    return [Path(p) for p in sorted(found, key=patch, reverse=True)]
+
+
+def find_python(version: str, log: Path | None = None) -> Path:
+    """An interpreter for ``version`` (e.g. "3.10"): uv's, then pyenv's, else ``uv python install``.
+
+    ``uv python install`` honours ``UV_PYTHON_INSTALL_MIRROR`` for hosts that cannot reach GitHub.
+    """
+    uv = uv_binary()
+    no_downloads = {"UV_PYTHON_DOWNLOADS": "never"}
+    found = proc.run([uv, "python", "find", "--system", "--no-project", version], env=no_downloads, capture=True,
+                     check=False, timeout=120)
+    if found.returncode == 0 and found.stdout.strip():
+        return Path(found.stdout.strip())
+    for candidate in _pyenv_candidates(version):
+        if _runs(candidate, version):
+            return candidate
+    installed = proc.run([uv, "python", "install", version], log=log, check=False, timeout=1800)
+    if installed.returncode == 0:
+        found = proc.run([uv, "python", "find", "--system", "--no-project", version], env=no_downloads, capture=True,
+                         check=False, timeout=120)
+        if found.returncode == 0 and found.stdout.strip():
+            return Path(found.stdout.strip())
+    mirror = os.environ.get("UV_PYTHON_INSTALL_MIRROR")
+    raise UserError(
+        f"Python {version} is not installed and `uv python install {version}` failed"
+        + (f" (mirror: {mirror})" if mirror else "") + (f"; see {log}" if log else ""),
+        f"install Python {version} (e.g. `pyenv install {version}`) or set "
+        "UV_PYTHON_INSTALL_MIRROR to a python-build-standalone mirror, then run the setup again",
+    )
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _locked(env: Env) -> Iterator[None]:
+    env.root.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(env.root) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        console.print(f"[yellow]another setup of {env.spec.env_id} is running; waiting for it…")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def _step(title: str) -> Iterator[None]:
+    start = time.monotonic()
+    with console.status(f"{title}…"):
+        yield
+    console.print(f"  [green]✓[/] {title} [dim]({time.monotonic() - start:.1f}s)[/]")
+
+
+def _installed(env: Env) -> dict[str, str]:
+    out = proc.run([uv_binary(), "pip", "list", "--python", env.python, "--format", "json"],
+                   capture=True, log=env.log).stdout
+    return {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(out)}
+
+
+def _dist_name(pin: str) -> str:
+    return pin.split("==", 1)[0].split("[", 1)[0].lower().replace("_", "-")
+
+
+def setup(spec: Spec, *, force: bool = False) -> Env:
+    """Build the env of ``spec`` unless its stamp already matches; all or nothing."""
+    env = Env.of(spec)
+    if spec.repo or spec.weights:
+        # Upstream checkouts and weight downloads are the next milestone; refusing here, before
+        # gigabytes of torch are installed, beats failing after them.
+        raise UserError(
+            f"setting up upstream checkouts and weights ('{spec.name}') is not implemented yet",
+            "use the built-in baseline meanwhile: `uv run nox -s setup-still`",
+        )
+    with _locked(env):
+        if not force and env.is_ready():
+            stamp = env.read_stamp() or {}
+            console.print(f"[green]✓[/] {spec.env_id} is up to date "
+                          f"[dim](set up {stamp.get('created', '?')}; {env.root})[/]")
+            return env
+        console.print(f"[bold]Setting up {spec.env_id}[/] [dim]→ {env.root} (log: {env.log})[/]")
+        env.stamp_path.unlink(missing_ok=True)
+        env.root.mkdir(parents=True, exist_ok=True)
+        env.log.write_text("")
+        start = time.monotonic()
+        try:
+            stamp = _build(env)
+        except BaseException:
+            shutil.rmtree(env.venv, ignore_errors=True)  # nothing half-built looks usable
+            raise
+        stamp["seconds"] = round(time.monotonic() - start, 1)
+        tmp = env.stamp_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stamp, indent=2) + "\n")
+        os.replace(tmp, env.stamp_path)
+        console.print(f"[green]✓[/] {spec.env_id} ready in {stamp['seconds']:.1f}s")
+        return env
+
+
+def _build(env: Env) -> dict:
+    spec, uv = env.spec, uv_binary()
+    with _step(f"find Python {spec.python}"):
+        interpreter = find_python(spec.python, env.log)
+    with _step(f"create venv with {interpreter}"):
+        proc.run([uv, "venv", "--clear", "--python", interpreter, env.venv], log=env.log,
+                 timeout=600)
+    constraints: list[str] = []
+    if spec.torch:
+        index = spec.torch.index
+        with _step(f"install {' '.join(spec.torch.packages)} from {index or 'PyPI'}"):
+            argv = [uv, "pip", "install", "--python", env.python, *spec.torch.packages]
+            if index:
+                argv += ["--index-url", index]
+            proc.run(argv, log=env.log, timeout=3600)
+        installed = _installed(env)
+        pinned = {_dist_name(p) for p in spec.torch.packages}
+        constraints = [f"{name}=={installed[name]}" for name in sorted(pinned)]
+    with _step(f"install {spec.requirements.name}"
+               + (" with torch held fixed" if constraints else "")):
+        argv = [uv, "pip", "install", "--python", env.python, "-r", spec.requirements]
+        if constraints:
+            held = env.root / "torch-constraints.txt"
+            held.write_text("\n".join(constraints) + "\n")
+            argv += ["--constraint", held]
+        proc.run(argv, log=env.log, timeout=3600)
+    with _step("health check: " + (", ".join(spec.imports) or "interpreter")):
+        report = health_check(env, expected=constraints)
+    return {
+        "schema": STAMP_SCHEMA,
+        "env": spec.env_id,
+        "identity": env.identity,
+        "spec_sha256": spec.sha256,
+        "lock_sha256": spec.lock_sha256,
+        "python": report["python"],
+        "interpreter": str(interpreter),
+        "torch": report["torch"],
+        "packages": report["packages"],
+        "uv": proc.run([uv, "--version"], capture=True).stdout.strip(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def health_check(env: Env, expected: list[str] = ()) -> dict:
+    """Import every module the spec lists; check the held packages were not replaced."""
+    out = proc.run([env.python, "-c", HEALTH_SCRIPT, *env.spec.imports], capture=True,
+                   log=env.log, timeout=600).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    failed = {k: v for k, v in report["imports"].items() if v != "ok"}
+    if failed:
+        raise UserError(
+            f"{env.spec.env_id}: import failed after install: "
+            + "; ".join(f"{k}: {v}" for k, v in failed.items()),
+            f"see {env.log}; fix {env.spec.requirements} and run the setup again",
+        )
+    for pin in expected:
+        name, version = pin.split("==", 1)
+        got = report["packages"].get(name)
+        if got != version:
+            raise UserError(
+                f"{env.spec.env_id}: {name} {version} was replaced by {got} while installing "
+                f"{env.spec.requirements.name}",
+                f"remove {name} from {env.spec.requirements} (compile it with --no-emit-package "
+                f"{name}) and run the setup again",
+            )
+    return report

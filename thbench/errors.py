@@ -1,0 +1,44 @@
+"""The one error type a user mistake becomes, and the one place that prints it."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one ERROR line and one TIP line, no traceback."""
+
+    def __init__(self, message: str, tip: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.message = message
+        self.tip = tip
+        self.exit_code = exit_code
+
+
+def print_error(err: UserError) -> None:
+    # One line each, whatever the message holds: a newline would split the ERROR line.
+    message = " ".join(err.message.split())
+    print(f"ERROR: {message}", file=sys.stderr)
+    print(f"TIP: {err.tip}", file=sys.stderr)
+
+
+def exits_cleanly(func: F) -> F:
+    """Turn a UserError raised by ``func`` into ERROR + TIP and a non-zero exit, no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UserError as err:
+            print_error(err)
+            raise SystemExit(err.exit_code) from None
+        except KeyboardInterrupt:
+            print("ERROR: interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,315 @@
+"""The chain: inputs → speech (TTS or the user's audio) → model inference → output check.
+
+Every run gets a new folder ``<outputs>/<model>/<run-id>/`` that is never reused::
+
+    input.png        a copy of the image given
+    text.txt         the text given (when TTS was used)
+    speech.wav       the speech the video must carry
+    video.mp4        the model's video
+    logs/<stage>.log output of each step
+    work/            the model's own files
+    run.json         what happened: inputs, spec and env identity, timings, check, status
+
+Input mistakes are found before the folder is made, so they leave nothing behind; a failure
+after that is recorded in ``run.json`` as ``"status": "failed"`` with the stage and reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+import thbench
+from thbench import check, envs, gpu, media, paths, proc, specs
+from thbench.errors import UserError
+from thbench.specs import Gpu, Kind, Spec
+
+RUN_SCHEMA = 1
+MAX_TEXT_CHARS = 5000
+console = Console(stderr=True, highlight=False)
+
+
+@dataclass(frozen=True)
+class Request:
+    model: str
+    image: Path
+    text: str | None = None
+    audio: Path | None = None
+    tts: str = "piper"
+    outputs: Path | None = None
+    face_check: bool = True
+
+
+@dataclass(frozen=True)
+class Result:
+    run_dir: Path
+    record: dict
+    report: check.CheckReport
+
+    @property
+    def ok(self) -> bool:
+        return self.record["status"] == "ok"
+
+
+# --- validation: everything the user can get wrong, before anything is written -------------
+
+
+def _validate(req: Request) -> tuple[Spec, Spec | None, Path]:
+    if (req.text is None) == (req.audio is None):
+        both = req.text is not None
+        raise UserError(
+            "give either --text or --audio, " + ("not both" if both else "one of them"),
+            'e.g. `uv run invoke run still --image assets/face.png --text "Hello there"`',
+        )
+    if req.text is not None:
+        if not req.text.strip():
+            raise UserError("the text is empty", 'give words to speak, e.g. --text "Hello there"')
+        if len(req.text) > MAX_TEXT_CHARS:
+            raise UserError(f"the text has {len(req.text)} characters (limit {MAX_TEXT_CHARS})",
+                            "split it into shorter runs, or record it and pass --audio FILE")
+        if "\x00" in req.text:
+            raise UserError("the text holds a NUL character", "pass plain text")
+    model = specs.get(Kind.MODEL, req.model)
+    tts = specs.get(Kind.TTS, req.tts) if req.text is not None else None
+    outputs = (req.outputs or paths.outputs_root()).expanduser().resolve()
+    _writable(outputs / model.name)
+    return model, tts, outputs
+
+
+def _writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(
+            f"cannot write run folders under {folder}: {err.strerror or err}",
+            "pass --outputs DIR (or set THB_OUTPUTS_DIR) to a folder you can write to",
+        ) from None
+
+
+def _require_gpu(model: Spec) -> list[gpu.Gpu]:
+    found = gpu.detect()
+    if model.gpu is Gpu.REQUIRED and not found:
+        raise UserError(
+            f"model '{model.name}' needs an NVIDIA GPU and nvidia-smi finds none",
+            "run it on a machine with an NVIDIA GPU and driver; "
+            "`uv run invoke run still …` runs on the CPU",
+        )
+    if model.gpu is Gpu.OPTIONAL and not found:
+        console.print(f"[yellow]No GPU found: '{model.name}' will run on the CPU, "
+                      "which can take many times longer than on a GPU.")
+    return found
+
+
+def _face_check(image: Path) -> dict:
+    spec = specs.get(Kind.CHECK, "face")
+    env = envs.require_ready(spec)
+    argv = spec.command.expand({"python": str(env.python), "spec_dir": str(spec.folder),
+                                "image": str(image)})
+    out = proc.run(argv, capture=True, check=False, timeout=spec.command.timeout)
+    try:
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise UserError(f"the face check could not read {image}",
+                        "pass a PNG or JPEG photo") from None
+    if result.get("error"):
+        raise UserError(f"the face check could not read {image}: {result['error']}",
+                        "pass a PNG or JPEG photo")
+    if not result.get("faces"):
+        raise UserError(
+            f"no face found in {image}",
+            "use a photo with one clearly visible face, or add --no-face-check to run anyway",
+        )
+    return result
+
+
+# --- the run folder and its record ---------------------------------------------------------
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_record(run_dir: Path, record: dict) -> None:
+    tmp = run_dir / ".run.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / "run.json")
+
+
+def _make_run_dir(outputs: Path, model: str) -> tuple[str, Path]:
+    for _ in range(20):
+        run_id = new_run_id()
+        run_dir = outputs / model / run_id
+        try:
+            run_dir.mkdir(parents=True)  # never exist_ok: an earlier run is never touched
+            return run_id, run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError("could not find a free run id")
+
+
+def _tool_versions() -> dict:
+    uv = proc.run([envs.uv_binary(), "--version"], capture=True, check=False).stdout.strip()
+    return {
+        "thbench": thbench.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "ffmpeg": media.ffmpeg_version(),
+        "uv": uv,
+    }
+
+
+class _Stages:
+    """Times each stage into the record and writes run.json after every change."""
+
+    def __init__(self, run_dir: Path, record: dict) -> None:
+        self.run_dir, self.record = run_dir, record
+
+    def run(self, name: str, title: str, func):
+        start = time.monotonic()
+        entry = {"status": "running", "started": _now()}
+        self.record["stages"][name] = entry
+        write_record(self.run_dir, self.record)
+        try:
+            with console.status(f"{title}…"):
+                value = func()
+        except BaseException as err:
+            entry.update(status="failed", seconds=round(time.monotonic() - start, 2))
+            reason = err.message if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            self.record.update(status="failed", finished=_now(),
+                               failure={"stage": name, "reason": reason})
+            write_record(self.run_dir, self.record)
+            raise
+        entry.update(status="ok", seconds=round(time.monotonic() - start, 2))
+        write_record(self.run_dir, self.record)
+        console.print(f"  [green]✓[/] {title} [dim]({entry['seconds']:.1f}s)[/]")
+        return value
+
+
+def run(req: Request) -> Result:
+    """Validate, make the run folder, then speech → inference → check, recording each stage."""
+    model, tts, outputs = _validate(req)
+    image = req.image.expanduser().resolve()
+    image_info = media.validate_image(image)
+    audio_info = media.validate_audio(req.audio.expanduser().resolve()) if req.audio else None
+    model_env = envs.require_ready(model)
+    tts_env = envs.require_ready(tts) if tts else None
+    gpus = _require_gpu(model)
+    face = _face_check(image) if req.face_check else None
+
+    run_id, run_dir = _make_run_dir(outputs, model.name)
+    (run_dir / "logs").mkdir()
+    work_dir = run_dir / "work"
+    work_dir.mkdir()
+    input_image = run_dir / ("input" + image.suffix.lower())
+    shutil.copyfile(image, input_image)
+    speech = run_dir / "speech.wav"
+    record: dict = {
+        "schema": RUN_SCHEMA,
+        "run_id": run_id,
+        "model": model.name,
+        "baseline": model.baseline,
+        "status": "running",
+        "failure": None,
+        "created": _now(),
+        "finished": None,
+        "inputs": {
+            "image": {"source": str(image), "file": input_image.name,
+                      "sha256": _sha256(input_image),
+                      "width": image_info.width, "height": image_info.height},
+            "text": req.text,
+            "audio": ({"source": str(req.audio), "sha256": _sha256(req.audio.resolve()),
+                       "seconds": round(audio_info.duration, 3)} if req.audio else None),
+            "tts": tts.name if tts else None,
+            "face": face,
+        },
+        "model_spec": {"path": str(model.path.relative_to(model.path.parents[2])),
+                       "sha256": model.sha256, "gpu": model.gpu.value},
+        "env": model_env.read_stamp(),
+        "tts_env": tts_env.read_stamp() if tts_env else None,
+        "gpus": [g.__dict__ for g in gpus],
+        "tools": _tool_versions(),
+        "stages": {},
+        "speech": None,
+        "video": None,
+        "check": None,
+    }
+    write_record(run_dir, record)
+    console.print(f"[bold]Run {model.name}/{run_id}[/] [dim]→ {run_dir}[/]")
+    stages = _Stages(run_dir, record)
+
+    if tts and tts_env:
+        text_file = run_dir / "text.txt"
+        text_file.write_text(req.text.strip() + "\n", encoding="utf-8")
+        stages.run("tts", f"speak the text with {tts.name}",
+                   lambda: _synthesize(tts, tts_env, text_file, speech, run_dir))
+    else:
+        stages.run("audio", "convert the audio to WAV", lambda: media.to_wav(req.audio, speech))
+    record["speech"] = {"file": speech.name, "seconds": round(media.wav_duration(speech), 3)}
+
+    video = stages.run("inference", f"generate the video with {model.name}",
+                       lambda: _infer(model, model_env, input_image, speech, run_dir, work_dir))
+    record["video"] = {"file": video.name, "sha256": _sha256(video), "bytes": video.stat().st_size}
+
+    report = stages.run("check", "check the video", lambda: check.check_video(video, speech))
+    record["check"] = report.to_dict()
+    record["status"] = "ok" if report.passed else "failed"
+    if not report.passed:
+        failed = [item.name for item in report.items if not item.ok]
+        record["failure"] = {"stage": "check", "reason": "failed checks: " + ", ".join(failed)}
+    record["finished"] = _now()
+    write_record(run_dir, record)
+    return Result(run_dir, record, report)
+
+
+def _synthesize(tts: Spec, env: envs.Env, text_file: Path, speech: Path, run_dir: Path) -> None:
+    argv = tts.command.expand({"python": str(env.python), "spec_dir": str(tts.folder),
+                               "text_file": str(text_file), "audio": str(speech)})
+    proc.run(argv, cwd=run_dir, log=run_dir / "logs" / "tts.log", timeout=tts.command.timeout)
+    if not speech.is_file():
+        raise UserError(f"{tts.name} wrote no {speech.name}", f"see {run_dir / 'logs/tts.log'}")
+
+
+def _infer(model: Spec, env: envs.Env, image: Path, speech: Path, run_dir: Path,
+           work_dir: Path) -> Path:
+    values = {"python": str(env.python), "spec_dir": str(model.folder), "image": str(image),
+              "audio": str(speech), "work_dir": str(work_dir), "run_dir": str(run_dir),
+              "repo": str(env.root / "repo")}
+    argv = model.command.expand(values)
+    cwd = Path(specs.expand(model.command.cwd, values)) if model.command.cwd else work_dir
+    log = run_dir / "logs" / "inference.log"
+    proc.run(argv, cwd=cwd, log=log, timeout=model.command.timeout)
+    assert model.command.output is not None
+    found = sorted(work_dir.glob(model.command.output), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise UserError(
+            f"{model.name} finished but wrote nothing matching '{model.command.output}' "
+            f"in {work_dir}", f"see {log}",
+        )
+    video = run_dir / "video.mp4"
+    os.replace(found[-1], video)
+    return video

@@ -1,0 +1,474 @@
+"""Model, TTS and check specs: one TOML file each, parsed and validated once, all errors together.
+
+A spec lives at ``<kind dir>/<name>/spec.toml`` (``solutions/still/spec.toml``,
+``tts/piper/spec.toml``, ``checks/face/spec.toml``); the files it names (lock, entry script)
+sit beside it. Loading never imports anything heavy: listing models stays instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from thbench import paths
+from thbench.errors import UserError
+
+SCHEMA_VERSION = 1
+SUPPORTED_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+PIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?==[A-Za-z0-9.+!_-]+$")
+HEX40_RE = re.compile(r"^[0-9a-f]{40}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Kind(StrEnum):
+    MODEL = "model"
+    TTS = "tts"
+    CHECK = "check"
+
+    @property
+    def folder(self) -> str:
+        return {Kind.MODEL: "solutions", Kind.TTS: "tts", Kind.CHECK: "checks"}[self]
+
+    @property
+    def command_table(self) -> str:
+        return {Kind.MODEL: "inference", Kind.TTS: "synthesis", Kind.CHECK: "command"}[self]
+
+
+class Gpu(StrEnum):
+    NONE = "none"  # runs on CPU only
+    OPTIONAL = "optional"  # uses a GPU when there is one, runs (slowly) without
+    REQUIRED = "required"  # upstream code is CUDA-only
+
+
+# Placeholders an argv template may use, per kind, and what each expands to.
+PLACEHOLDERS: dict[Kind, dict[str, str]] = {
+    Kind.MODEL: {
+        "python": "the env's interpreter",
+        "spec_dir": "folder of spec.toml",
+        "repo": "the pinned upstream checkout (only with [repo])",
+        "image": "the input face image",
+        "audio": "the speech WAV",
+        "work_dir": "an empty folder for the model's files, inside the run folder",
+        "run_dir": "the run folder",
+    },
+    Kind.TTS: {
+        "python": "the env's interpreter",
+        "spec_dir": "folder of spec.toml",
+        "text_file": "UTF-8 file holding the text",
+        "audio": "the WAV file to write",
+    },
+    Kind.CHECK: {
+        "python": "the env's interpreter",
+        "spec_dir": "folder of spec.toml",
+        "image": "the image to check",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Torch:
+    packages: tuple[str, ...]
+    index: str | None  # None: PyPI
+
+
+@dataclass(frozen=True)
+class Repo:
+    url: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class Weight:
+    dest: str  # relative to the env's data folder (or the repo checkout)
+    size: int | None
+    sha256: str | None
+    url: str | None = None
+    hf_repo: str | None = None
+    hf_file: str | None = None
+    hf_revision: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple[str, ...]
+    cwd: str | None  # template; None: the work folder
+    timeout: float
+    output: str | None  # glob relative to {work_dir} where the result appears (models)
+
+    def expand(self, values: dict[str, str]) -> list[str]:
+        return [expand(arg, values) for arg in self.argv]
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: Kind
+    name: str
+    path: Path
+    description: str
+    python: str
+    requirements: Path
+    imports: tuple[str, ...]
+    command: Command
+    sha256: str
+    gpu: Gpu = Gpu.NONE
+    baseline: bool = False
+    torch: Torch | None = None
+    repo: Repo | None = None
+    weights: tuple[Weight, ...] = ()
+    license: str | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def env_id(self) -> str:
+        return f"{self.kind.value}-{self.name}"
+
+    @property
+    def setup_session(self) -> str:
+        return {
+            Kind.MODEL: f"setup-{self.name}",
+            Kind.TTS: f"setup-tts-{self.name}",
+            Kind.CHECK: f"setup-check-{self.name}",
+        }[self.kind]
+
+    @property
+    def lock_sha256(self) -> str:
+        return hashlib.sha256(self.requirements.read_bytes()).hexdigest()
+
+
+def expand(template: str, values: dict[str, str]) -> str:
+    """Fill ``{name}`` placeholders; the result is one argv element, never shell text."""
+    return PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Checker:
+    file: Path
+    problems: list[str] = field(default_factory=list)
+
+    def bad(self, key: str, value: object, why: str, example: str) -> None:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        self.problems.append(f"{_rel(self.file)}: {key} = {shown}: {why} (e.g. {example})")
+
+    def unknown_keys(self, table: dict[str, Any], allowed: Iterable[str], prefix: str) -> None:
+        allowed = list(allowed)
+        for key in table:
+            if key not in allowed:
+                self.bad(
+                    f"{prefix}{key}",
+                    table[key],
+                    f"unknown key; allowed here: {', '.join(allowed)}",
+                    _near(key, allowed) or allowed[0],
+                )
+
+    def get(
+        self,
+        table: dict[str, Any],
+        key: str,
+        kind: type | tuple[type, ...],
+        example: str,
+        prefix: str = "",
+        required: bool = True,
+        test: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        if key not in table:
+            if required:
+                self.bad(f"{prefix}{key}", None, "missing", example)
+            return None
+        value = table[key]
+        # bool is an int subclass in Python; never accept true for a number.
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            self.bad(f"{prefix}{key}", value, f"must be a {names}", example)
+            return None
+        if test is not None and (why := test(value)):
+            self.bad(f"{prefix}{key}", value, why, example)
+            return None
+        return value
+
+
+def _rel(path: Path) -> str:
+    """``solutions/<name>/spec.toml``: a spec's path from the folder holding the kind folders."""
+    return "/".join(path.parts[-3:])
+
+
+def _near(word: str, options: Iterable[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return close[0] if close else None
+
+
+def _str_list(item_test: Callable[[str], str | None] | None = None):
+    def test(value: list) -> str | None:
+        for item in value:
+            if not isinstance(item, str) or not item:
+                return "every item must be a non-empty string"
+            if item_test and (why := item_test(item)):
+                return why
+        return None
+
+    return test
+
+
+def _http_url(value: str) -> str | None:
+    return None if re.match(r"^(https?|file)://\S+$", value) else "must be an http(s):// URL"
+
+
+def _pin(value: str) -> str | None:
+    return None if PIN_RE.match(value) else "must pin one exact version with =="
+
+
+def _relative(value: str) -> str | None:
+    p = Path(value)
+    if p.is_absolute() or ".." in p.parts or not value:
+        return "must be a relative path inside the folder, without '..'"
+    return None
+
+
+def _check_lock(checker: _Checker, lock: Path, key: str) -> None:
+    """A lock pins every requirement exactly; ranges mean it was not compiled."""
+    for number, raw in enumerate(lock.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split("#", 1)[0].strip().rstrip("\\").strip()
+        if not line or line.startswith("--"):
+            continue
+        requirement = line.split(";", 1)[0].strip()
+        if not PIN_RE.match(requirement):
+            checker.bad(
+                f"{key} line {number}",
+                raw.strip(),
+                "a lock pins every package with == (compile it with `uv pip compile`)",
+                "numpy==1.26.4",
+            )
+
+
+def _command(checker: _Checker, spec: dict[str, Any], kind: Kind, has_repo: bool) -> Command | None:
+    table_name = kind.command_table
+    table = checker.get(spec, table_name, dict, f"[{table_name}] argv = [...]")
+    if table is None:
+        return None
+    prefix = f"{table_name}."
+    allowed = ["argv", "cwd", "timeout"] + (["output"] if kind is Kind.MODEL else [])
+    checker.unknown_keys(table, allowed, prefix)
+    known = dict(PLACEHOLDERS[kind])
+    if not has_repo:
+        known.pop("repo", None)
+
+    def placeholders_known(value: str) -> str | None:
+        for name in PLACEHOLDER_RE.findall(value):
+            if name not in known:
+                return f"unknown placeholder {{{name}}}; known: " + ", ".join(
+                    "{" + k + "}" for k in known
+                )
+        return None
+
+    example = '["{python}", "{spec_dir}/run.py", "--image", "{image}"]'
+    argv = checker.get(table, "argv", list, example, prefix, test=_str_list(placeholders_known))
+    if argv is not None and not argv:
+        checker.bad(f"{prefix}argv", argv, "must not be empty", example)
+        argv = None
+    cwd = checker.get(table, "cwd", str, '"{repo}"', prefix, required=False, test=placeholders_known)
+    timeout = checker.get(
+        table,
+        "timeout",
+        (int, float),
+        "timeout = 3600",
+        prefix,
+        required=False,
+        test=lambda v: None if v > 0 else "must be a positive number of seconds",
+    )
+    output = None
+    if kind is Kind.MODEL:
+        output = checker.get(table, "output", str, '"*.mp4"', prefix, test=_relative)
+    if argv is None:
+        return None
+    return Command(tuple(argv), cwd, float(timeout or 3600), output)
+
+
+def _torch(checker: _Checker, spec: dict[str, Any]) -> Torch | None:
+    table = checker.get(spec, "torch", dict, '[torch] packages = ["torch==2.1.2"]', required=False)
+    if table is None:
+        return None
+    checker.unknown_keys(table, ["packages", "index"], "torch.")
+    packages = checker.get(
+        table, "packages", list, '["torch==2.1.2", "torchvision==0.16.2"]', "torch.",
+        test=_str_list(_pin),
+    )
+    index = checker.get(
+        table, "index", str, '"https://download.pytorch.org/whl/cu121"', "torch.",
+        required=False, test=_http_url,
+    )
+    return Torch(tuple(packages), index) if packages else None
+
+
+def _repo(checker: _Checker, spec: dict[str, Any]) -> Repo | None:
+    table = checker.get(spec, "repo", dict, '[repo] url = "https://github.com/o/r"', required=False)
+    if table is None:
+        return None
+    checker.unknown_keys(table, ["url", "commit"], "repo.")
+    url = checker.get(table, "url", str, '"https://github.com/OpenTalker/SadTalker"', "repo.",
+                      test=_http_url)
+    commit = checker.get(
+        table, "commit", str, '"cd4c0465ae0b54a6f85af57f5c65fec9fe23e7f8"', "repo.",
+        test=lambda v: None if HEX40_RE.match(v) else "must be a full 40-hex commit id",
+    )
+    return Repo(url, commit) if url and commit else None
+
+
+def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
+    items = checker.get(spec, "weights", list, "[[weights]] tables", required=False) or []
+    result = []
+    allowed = ["dest", "size", "sha256", "url", "hf_repo", "hf_file", "hf_revision"]
+    for i, table in enumerate(items):
+        prefix = f"weights[{i}]."
+        if not isinstance(table, dict):
+            checker.bad(f"weights[{i}]", table, "must be a table", '[[weights]] dest = "x.pth"')
+            continue
+        checker.unknown_keys(table, allowed, prefix)
+        dest = checker.get(table, "dest", str, '"checkpoints/model.pth"', prefix, test=_relative)
+        size = checker.get(table, "size", int, "size = 155779231", prefix, required=False,
+                           test=lambda v: None if v > 0 else "must be > 0")
+        sha = checker.get(table, "sha256", str, '"84a8…f64c" (64 hex)', prefix, required=False,
+                          test=lambda v: None if SHA256_RE.match(v) else "must be 64 lowercase hex")
+        url = checker.get(table, "url", str, '"https://…/file.pth"', prefix, required=False,
+                          test=_http_url)
+        hf_repo = checker.get(table, "hf_repo", str, '"BadToBest/EchoMimic"', prefix, required=False)
+        hf_file = checker.get(table, "hf_file", str, '"face_locator.pth"', prefix, required=False)
+        hf_rev = checker.get(
+            table, "hf_revision", str, "a 40-hex commit id", prefix, required=False,
+            test=lambda v: None if HEX40_RE.match(v) else "must be a full 40-hex commit id",
+        )
+        if (url is None) == (hf_repo is None):
+            checker.bad(f"{prefix}url", url, "give exactly one of url or hf_repo", '"https://…"')
+        if hf_repo and not (hf_file and (hf_rev or sha)):
+            checker.bad(f"{prefix}hf_file", hf_file,
+                        "an hf_repo weight needs hf_file and an hf_revision or sha256",
+                        'hf_file = "x.pth", hf_revision = "<40 hex>"')
+        if url and not sha:
+            checker.bad(f"{prefix}sha256", sha, "a url weight needs its sha256", '"<64 hex>"')
+        if dest:
+            result.append(Weight(dest, size, sha, url, hf_repo, hf_file, hf_rev))
+    return tuple(result)
+
+
+def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
+    """Parse and validate one spec file; return the spec (or None) and every problem found."""
+    checker = _Checker(path)
+    raw = path.read_bytes()
+    try:
+        spec = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        return None, [f"{_rel(path)}: not valid TOML: {err}"]
+    name = path.parent.name
+    if not NAME_RE.match(name):
+        checker.bad("(folder name)", name, "must be lowercase letters, digits and _", "v_express")
+
+    allowed = ["schema", "description", "python", "requirements", "imports", "license", "torch",
+               kind.command_table]
+    if kind is Kind.MODEL:
+        allowed += ["gpu", "baseline", "repo", "weights"]
+    checker.unknown_keys(spec, allowed, "")
+    checker.get(spec, "schema", int, f"schema = {SCHEMA_VERSION}",
+                test=lambda v: None if v == SCHEMA_VERSION else f"this version reads schema {SCHEMA_VERSION}")
+    description = checker.get(spec, "description", str, '"Static-frame baseline"',
+                              test=lambda v: None if v.strip() and "\n" not in v else "one line")
+    python = checker.get(
+        spec, "python", str, 'python = "3.10"',
+        test=lambda v: None if v in SUPPORTED_PYTHONS else "must be one of " + ", ".join(SUPPORTED_PYTHONS),
+    )
+    req_name = checker.get(spec, "requirements", str, '"requirements.lock"', test=_relative)
+    requirements = None
+    if req_name:
+        requirements = path.parent / req_name
+        if not requirements.is_file():
+            checker.bad("requirements", req_name, f"no such file beside {path.name}", '"requirements.lock"')
+            requirements = None
+        else:
+            _check_lock(checker, requirements, "requirements")
+    imports = checker.get(spec, "imports", list, '["numpy", "cv2"]', required=False,
+                          test=_str_list(lambda v: None if re.match(r"^[\w.]+$", v) else "a module name")) or []
+    license_ = checker.get(spec, "license", str, '"Apache-2.0"', required=False)
+    gpu = Gpu.NONE
+    baseline = False
+    repo = None
+    weights: tuple[Weight, ...] = ()
+    if kind is Kind.MODEL:
+        gpu_raw = checker.get(spec, "gpu", str, 'gpu = "required"',
+                              test=lambda v: None if v in Gpu.__members__.values() else
+                              "must be one of " + ", ".join(g.value for g in Gpu))
+        gpu = Gpu(gpu_raw) if gpu_raw else Gpu.NONE
+        baseline = bool(checker.get(spec, "baseline", bool, "baseline = true", required=False))
+        repo = _repo(checker, spec)
+        weights = _weights(checker, spec)
+    torch = _torch(checker, spec)
+    command = _command(checker, spec, kind, has_repo="repo" in spec)
+
+    if checker.problems:
+        return None, checker.problems
+    assert description and python and requirements and command
+    return Spec(
+        kind=kind, name=name, path=path, description=description, python=python,
+        requirements=requirements, imports=tuple(imports), command=command,
+        sha256=hashlib.sha256(raw).hexdigest(), gpu=gpu, baseline=baseline, torch=torch,
+        repo=repo, weights=weights, license=license_,
+    ), []
+
+
+def spec_files(kind: Kind, root: Path | None = None) -> list[Path]:
+    base = (root or paths.specs_root()) / kind.folder
+    return sorted(base.glob("*/spec.toml"))
+
+
+def load_all(root: Path | None = None) -> dict[Kind, dict[str, Spec]]:
+    """Load every spec under ``root``; raise one UserError listing every problem in every file."""
+    problems: list[str] = []
+    loaded: dict[Kind, dict[str, Spec]] = {kind: {} for kind in Kind}
+    for kind in Kind:
+        for file in spec_files(kind, root):
+            spec, found = parse(file, kind)
+            problems += found
+            if spec:
+                loaded[kind][spec.name] = spec
+    if problems:
+        raise SpecError(problems)
+    return loaded
+
+
+class SpecError(UserError):
+    def __init__(self, problems: list[str]) -> None:
+        count = len(problems)
+        super().__init__(
+            f"{count} problem{'s' if count != 1 else ''} in spec files: " + "; ".join(problems),
+            "fix the keys named above; the README's 'Spec reference' lists every key",
+        )
+        self.problems = problems
+
+
+def get(kind: Kind, name: str, root: Path | None = None) -> Spec:
+    """One spec by name, or ERROR naming the closest known one."""
+    specs = load_all(root)[kind]
+    if name in specs:
+        return specs[name]
+    what = {Kind.MODEL: "model", Kind.TTS: "TTS backend", Kind.CHECK: "check"}[kind]
+    close = _near(name, specs)
+    known = ", ".join(sorted(specs)) or "none"
+    if close:
+        raise UserError(f"unknown {what} '{name}'; did you mean '{close}'?",
+                        f"run the same command with {close} (known: {known})")
+    raise UserError(f"unknown {what} '{name}' (known: {known})",
+                    "list them with `uv run invoke models`")
