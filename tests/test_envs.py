@@ -163,3 +163,24 @@ def test_missing_python_version_gives_error_and_tip(monkeypatch, tmp_path):
     assert "Python 3.7 is not installed" in caught.value.message
     assert "UV_PYTHON_INSTALL_MIRROR" in caught.value.tip
     assert time.monotonic() - started < 120
+
+
+def test_build_constraints_reach_sdist_builds(tmp_path, envs_dir, monkeypatch):
+    """python_speech_features 0.6 is an sdist: a build constraint no setuptools meets must
+    make its build fail, which shows the spec's build_constraints file is passed to uv."""
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # no wheel built earlier
+    spec = make_spec(tmp_path / "specs", "python-speech-features==0.6\n", imports="[]")
+    (spec.folder / "build-constraints.txt").write_text("setuptools<1\n")
+    text = spec.path.read_text().replace(
+        'requirements = "requirements.lock"',
+        'requirements = "requirements.lock"\nbuild_constraints = "build-constraints.txt"')
+    spec.path.write_text(text)
+    constrained, problems = specs.parse(spec.path, Kind.CHECK)
+    assert problems == [] and constrained.build_constraints.name == "build-constraints.txt"
+    with pytest.raises(proc.CommandFailed):
+        envs.setup(constrained)
+    assert "--build-constraint" in envs.Env.of(constrained).log.read_text()
+
+    (spec.folder / "build-constraints.txt").write_text("setuptools>=40\n")
+    env = envs.setup(specs.parse(spec.path, Kind.CHECK)[0])
+    assert json.loads(env.stamp_path.read_text())["packages"]["python-speech-features"] == "0.6"

@@ -97,6 +97,8 @@ class Env:
             "python": self.spec.python,
             "torch": [list(torch.packages), torch.index] if torch else None,
             "lock": self.spec.lock_sha256,
+            "build_constraints": (self.spec.build_constraints.read_text()
+                                  if self.spec.build_constraints else None),
             "imports": list(self.spec.imports),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -280,6 +282,8 @@ def _build(env: Env) -> dict:
             held = env.root / "torch-constraints.txt"
             held.write_text("\n".join(constraints) + "\n")
             argv += ["--constraint", held]
+        if spec.build_constraints:
+            argv += ["--build-constraint", spec.build_constraints]
         proc.run(argv, log=env.log, timeout=3600)
     with _step("health check: " + (", ".join(spec.imports) or "interpreter")):
         report = health_check(env, expected=constraints)

@@ -118,6 +118,7 @@ class Spec:
     imports: tuple[str, ...]
     command: Command
     sha256: str
+    build_constraints: Path | None = None  # for sdists built while installing the lock
     gpu: Gpu = Gpu.NONE
     baseline: bool = False
     torch: Torch | None = None
@@ -378,8 +379,8 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     if not NAME_RE.match(name):
         checker.bad("(folder name)", name, "must be lowercase letters, digits and _", "v_express")
 
-    allowed = ["schema", "description", "python", "requirements", "imports", "license", "torch",
-               kind.command_table]
+    allowed = ["schema", "description", "python", "requirements", "build_constraints", "imports",
+               "license", "torch", kind.command_table]
     if kind is Kind.MODEL:
         allowed += ["gpu", "baseline", "repo", "weights"]
     checker.unknown_keys(spec, allowed, "")
@@ -400,6 +401,14 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
             requirements = None
         else:
             _check_lock(checker, requirements, "requirements")
+    build_constraints = None
+    bc_name = checker.get(spec, "build_constraints", str, '"build-constraints.txt"',
+                          required=False, test=_relative)
+    if bc_name:
+        build_constraints = path.parent / bc_name
+        if not build_constraints.is_file():
+            checker.bad("build_constraints", bc_name, f"no such file beside {path.name}",
+                        '"build-constraints.txt"')
     imports = checker.get(spec, "imports", list, '["numpy", "cv2"]', required=False,
                           test=_str_list(lambda v: None if re.match(r"^[\w.]+$", v) else "a module name")) or []
     license_ = checker.get(spec, "license", str, '"Apache-2.0"', required=False)
@@ -423,7 +432,8 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     assert description and python and requirements and command
     return Spec(
         kind=kind, name=name, path=path, description=description, python=python,
-        requirements=requirements, imports=tuple(imports), command=command,
+        requirements=requirements, build_constraints=build_constraints,
+        imports=tuple(imports), command=command,
         sha256=hashlib.sha256(raw).hexdigest(), gpu=gpu, baseline=baseline, torch=torch,
         repo=repo, weights=weights, license=license_,
     ), []
