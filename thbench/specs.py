@@ -80,6 +80,15 @@ class Torch:
 
 
 @dataclass(frozen=True)
+class Lock:
+    """How requirements.lock is compiled from its source; `nox -s locks` re-resolves it."""
+
+    source: Path
+    platform: str = "x86_64-manylinux_2_28"
+    no_emit: tuple[str, ...] = ()  # beyond the [torch] packages, which are never emitted
+
+
+@dataclass(frozen=True)
 class Repo:
     url: str
     commit: str
@@ -94,6 +103,7 @@ class Weight:
     hf_repo: str | None = None
     hf_file: str | None = None
     hf_revision: str | None = None
+    unpack: str | None = None  # archive: extract into this folder (relative, like dest)
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ class Spec:
     command: Command
     sha256: str
     build_constraints: Path | None = None  # for sdists built while installing the lock
+    lock: Lock | None = None
     gpu: Gpu = Gpu.NONE
     baseline: bool = False
     torch: Torch | None = None
@@ -317,6 +328,24 @@ def _torch(checker: _Checker, spec: dict[str, Any]) -> Torch | None:
     return Torch(tuple(packages), index) if packages else None
 
 
+def _lock(checker: _Checker, spec: dict[str, Any], folder: Path) -> Lock | None:
+    table = checker.get(spec, "lock", dict, '[lock] source = "requirements.in"', required=False)
+    if table is None:
+        return None
+    checker.unknown_keys(table, ["source", "platform", "no_emit"], "lock.")
+    source = checker.get(table, "source", str, '"requirements.in"', "lock.", test=_relative)
+    if source and not (folder / source).is_file():
+        checker.bad("lock.source", source, "no such file beside spec.toml", '"requirements.in"')
+        source = None
+    platform = checker.get(table, "platform", str, '"x86_64-manylinux_2_28"', "lock.",
+                           required=False)
+    no_emit = checker.get(table, "no_emit", list, '["nvidia-cudnn-cu11"]', "lock.",
+                          required=False, test=_str_list()) or []
+    if not source:
+        return None
+    return Lock(folder / source, platform or Lock.platform, tuple(no_emit))
+
+
 def _repo(checker: _Checker, spec: dict[str, Any]) -> Repo | None:
     table = checker.get(spec, "repo", dict, '[repo] url = "https://github.com/o/r"', required=False)
     if table is None:
@@ -334,7 +363,7 @@ def _repo(checker: _Checker, spec: dict[str, Any]) -> Repo | None:
 def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
     items = checker.get(spec, "weights", list, "[[weights]] tables", required=False) or []
     result = []
-    allowed = ["dest", "size", "sha256", "url", "hf_repo", "hf_file", "hf_revision"]
+    allowed = ["dest", "size", "sha256", "url", "hf_repo", "hf_file", "hf_revision", "unpack"]
     for i, table in enumerate(items):
         prefix = f"weights[{i}]."
         if not isinstance(table, dict):
@@ -354,6 +383,11 @@ def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
             table, "hf_revision", str, "a 40-hex commit id", prefix, required=False,
             test=lambda v: None if HEX40_RE.match(v) else "must be a full 40-hex commit id",
         )
+        unpack = checker.get(table, "unpack", str, '"models/buffalo_l"', prefix, required=False,
+                             test=_relative)
+        if unpack and not re.search(r"\.(zip|tar|tar\.gz|tgz|tar\.xz|tar\.bz2)$", dest or ""):
+            checker.bad(f"{prefix}unpack", unpack, "dest must name a .zip or .tar[.gz|.xz|.bz2]",
+                        'dest = "downloads/buffalo_l.zip"')
         if (url is None) == (hf_repo is None):
             checker.bad(f"{prefix}url", url, "give exactly one of url or hf_repo", '"https://…"')
         if hf_repo and not (hf_file and (hf_rev or sha)):
@@ -363,7 +397,7 @@ def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
         if url and not sha:
             checker.bad(f"{prefix}sha256", sha, "a url weight needs its sha256", '"<64 hex>"')
         if dest:
-            result.append(Weight(dest, size, sha, url, hf_repo, hf_file, hf_rev))
+            result.append(Weight(dest, size, sha, url, hf_repo, hf_file, hf_rev, unpack))
     return tuple(result)
 
 
@@ -380,7 +414,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
         checker.bad("(folder name)", name, "must be lowercase letters, digits and _", "v_express")
 
     allowed = ["schema", "description", "python", "requirements", "build_constraints", "imports",
-               "license", "torch", kind.command_table]
+               "license", "torch", "lock", kind.command_table]
     if kind is Kind.MODEL:
         allowed += ["gpu", "baseline", "repo", "weights"]
     checker.unknown_keys(spec, allowed, "")
@@ -425,6 +459,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
         repo = _repo(checker, spec)
         weights = _weights(checker, spec)
     torch = _torch(checker, spec)
+    lock = _lock(checker, spec, path.parent)
     command = _command(checker, spec, kind, has_repo="repo" in spec)
 
     if checker.problems:
@@ -433,7 +468,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     return Spec(
         kind=kind, name=name, path=path, description=description, python=python,
         requirements=requirements, build_constraints=build_constraints,
-        imports=tuple(imports), command=command,
+        imports=tuple(imports), command=command, lock=lock,
         sha256=hashlib.sha256(raw).hexdigest(), gpu=gpu, baseline=baseline, torch=torch,
         repo=repo, weights=weights, license=license_,
     ), []
