@@ -28,32 +28,14 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from rich.console import Console
 
-from thbench import paths, proc
+from thbench import gpu, paths, proc
 from thbench.errors import UserError
 from thbench.specs import Spec
 
 STAMP_SCHEMA = 1
 console = Console(stderr=True, highlight=False)
 
-# Runs inside the env: imports what the spec lists and reports versions as one JSON line.
-HEALTH_SCRIPT = r"""
-import importlib, importlib.metadata as md, json, platform, sys
-report = {"python": platform.python_version(), "imports": {}, "packages": {}}
-for name in sys.argv[1:]:
-    try:
-        importlib.import_module(name)
-        report["imports"][name] = "ok"
-    except Exception as exc:  # report every failure, not only the first
-        report["imports"][name] = f"{type(exc).__name__}: {exc}"
-for dist in md.distributions():
-    report["packages"][dist.metadata["Name"].lower().replace("_", "-")] = dist.version
-try:
-    import torch
-    report["torch"] = {"version": torch.__version__, "cuda": torch.version.cuda}
-except Exception:
-    report["torch"] = None
-print(json.dumps(report))
-"""
+HEALTH_PROBE = Path(__file__).with_name("health_probe.py")  # runs under the env's Python
 
 
 def uv_binary() -> str:
@@ -304,7 +286,7 @@ def _build(env: Env) -> dict:
 
 def health_check(env: Env, expected: list[str] = ()) -> dict:
     """Import every module the spec lists; check the held packages were not replaced."""
-    out = proc.run([env.python, "-c", HEALTH_SCRIPT, *env.spec.imports], capture=True,
+    out = proc.run([env.python, HEALTH_PROBE, *env.spec.imports], capture=True,
                    log=env.log, timeout=600).stdout
     report = json.loads(out.strip().splitlines()[-1])
     failed = {k: v for k, v in report["imports"].items() if v != "ok"}
@@ -324,4 +306,39 @@ def health_check(env: Env, expected: list[str] = ()) -> dict:
                 f"remove {name} from {env.spec.requirements} (compile it with --no-emit-package "
                 f"{name}) and run the setup again",
             )
+    if env.spec.torch:
+        _check_torch(env, report["torch"] or {}, gpu.detect())
     return report
+
+
+def _check_torch(env: Env, torch: dict, gpus: list[gpu.Gpu]) -> None:
+    """torch is the build the spec asked for and, on a GPU machine, really computes there."""
+    spec, fix = env.spec, f"see {env.log}; then run `uv run nox -s {env.spec.setup_session}`"
+    pins = {_dist_name(p): p.split("==", 1)[1] for p in spec.torch.packages}
+    pinned = pins.get("torch")
+    if "error" in torch:
+        raise UserError(f"{spec.env_id}: torch does not import: {torch['error']}", fix)
+    if pinned and torch["version"] != pinned:
+        raise UserError(f"{spec.env_id}: torch is {torch['version']}, the spec pins {pinned}: "
+                        "a later install step replaced it", fix)
+    wants_cuda = "+cpu" not in (pinned or "")
+    if wants_cuda and not torch.get("cuda"):
+        raise UserError(f"{spec.env_id}: torch {torch['version']} is a CPU-only build", fix)
+    if not gpus or not wants_cuda:
+        return
+    device = gpus[0]
+    if not torch.get("cuda_available"):
+        raise UserError(
+            f"{spec.env_id}: torch {torch['version']} (CUDA {torch.get('cuda')}) cannot use the "
+            f"{device.name} (driver {device.driver})",
+            "update the NVIDIA driver, or pick a profile built for an older CUDA",
+        )
+    if device.sm not in torch.get("arch_list", []):
+        raise UserError(
+            f"{spec.env_id}: torch {torch['version']} has no kernels for the {device.name} "
+            f"({device.sm}); it was built for {' '.join(torch.get('arch_list', []))}",
+            "pick a profile whose torch build supports this GPU (see `--dry-run`)",
+        )
+    if not torch.get("tiny_op"):
+        raise UserError(f"{spec.env_id}: a tiny CUDA matmul failed on the {device.name}: "
+                        f"{torch.get('tiny_op_error', 'wrong result')}", fix)
