@@ -14,6 +14,8 @@ from thbench import envs, proc, specs
 from thbench.errors import UserError
 from thbench.specs import Kind
 
+from . import standins
+
 pytestmark = pytest.mark.slow
 
 SPEC = """\
@@ -116,13 +118,32 @@ def test_failed_import_in_health_check_fails_setup(tmp_path, envs_dir, six_lock)
 
 def test_torch_table_packages_are_held_fixed_against_the_lock(tmp_path, envs_dir, six_lock):
     """What [torch] installs first, the lock cannot replace: uv refuses instead of swapping."""
-    spec = make_spec(tmp_path / "specs", six_lock, torch='[torch]\npackages = ["six==1.16.0"]\n')
-    with pytest.raises(proc.CommandFailed) as caught:
+    wheels = tmp_path / "wheels"
+    standins.build_torch(wheels, "2.1.2+cpu")
+    torch = f'[torch]\npackages = ["torch==2.1.2+cpu"]\nindex = "{wheels.as_uri()}"\n'
+    spec = make_spec(tmp_path / "specs", six_lock + "torch==2.2.0\n", torch=torch)
+    with pytest.raises(proc.CommandFailed):
         envs.setup(spec)
     log = envs.Env.of(spec).log.read_text()
-    assert "torch-constraints.txt" in log and "six==1.16.0" in log
-    assert "unsatisfiable" in log or "No solution found" in log, caught.value.message
+    assert "torch-constraints.txt" in log and "torch==2.1.2+cpu" in log
+    assert "unsatisfiable" in log or "No solution found" in log
     assert not envs.Env.of(spec).stamp_path.exists()
+
+
+def test_health_check_catches_a_replaced_torch(tmp_path, envs_dir, six_lock):
+    """The second line of defence: whatever replaced torch after setup, the gate sees it."""
+    wheels = tmp_path / "wheels"
+    standins.build_torch(wheels, "2.1.2+cpu")
+    other = standins.build_torch(tmp_path / "other", "2.1.3+cpu")
+    torch = f'[torch]\npackages = ["torch==2.1.2+cpu"]\nindex = "{wheels.as_uri()}"\n'
+    spec = make_spec(tmp_path / "specs", six_lock, imports='["six", "torch"]', torch=torch)
+    env = envs.setup(spec)
+    stamp = json.loads(env.stamp_path.read_text())
+    assert stamp["torch"]["version"] == "2.1.2+cpu" and stamp["torch"]["cuda"] is None
+    proc.run([envs.uv_binary(), "pip", "install", "--python", env.python, other])
+    with pytest.raises(UserError) as caught:
+        envs.health_check(env)
+    assert "torch is 2.1.3+cpu, the spec pins 2.1.2+cpu" in caught.value.message
 
 
 def test_concurrent_setups_of_one_env_wait_for_each_other(tmp_path, envs_dir, six_lock):

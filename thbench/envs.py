@@ -24,13 +24,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from filelock import FileLock, Timeout
 from rich.console import Console
 
-from thbench import gpu, paths, proc
+from thbench import gpu, paths, proc, profiles
 from thbench.errors import UserError
-from thbench.specs import Spec
+from thbench.specs import DEFAULT_PROFILE, Spec
 
 STAMP_SCHEMA = 1
 console = Console(stderr=True, highlight=False)
@@ -82,6 +84,7 @@ class Env:
             "build_constraints": (self.spec.build_constraints.read_text()
                                   if self.spec.build_constraints else None),
             "imports": list(self.spec.imports),
+            "profile": self.spec.profile,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -103,8 +106,11 @@ class Env:
 
 
 def require_ready(spec: Spec) -> Env:
-    """The env of ``spec`` if set up and current, else ERROR with the exact setup command."""
+    """The env of ``spec`` (in the profile it was set up with) if current, else ERROR + TIP."""
     env = Env.of(spec)
+    profile = (env.read_stamp() or {}).get("profile", DEFAULT_PROFILE)
+    if profile != spec.profile and profile in spec.profile_names:
+        env = Env.of(spec.with_profile(profile))
     if env.is_ready():
         return env
     what = {"model": "model", "tts": "TTS backend", "check": "check"}[spec.kind.value]
@@ -205,9 +211,16 @@ def _dist_name(pin: str) -> str:
     return pin.split("==", 1)[0].split("[", 1)[0].lower().replace("_", "-")
 
 
-def setup(spec: Spec, *, force: bool = False) -> Env:
-    """Build the env of ``spec`` unless its stamp already matches; all or nothing."""
+def setup(spec: Spec, *, profile: str | None = None, force: bool = False) -> Env:
+    """Build the env of ``spec`` unless its stamp already matches; all or nothing.
+
+    The profile (torch build) is ``profile`` if given, else the first that supports the GPU.
+    """
+    choice = profiles.choose(spec, gpu.detect(), profile)
+    spec = choice.spec
     env = Env.of(spec)
+    if spec.torch:
+        console.print(f"{spec.env_id}: profile [bold]{spec.profile}[/] — {choice.reason}")
     if spec.repo or spec.weights:
         # Upstream checkouts and weight downloads are the next milestone; refusing here, before
         # gigabytes of torch are installed, beats failing after them.
@@ -251,7 +264,10 @@ def _build(env: Env) -> dict:
         index = spec.torch.index
         with _step(f"install {' '.join(spec.torch.packages)} from {index or 'PyPI'}"):
             argv = [uv, "pip", "install", "--python", env.python, *spec.torch.packages]
-            if index:
+            if index and index.startswith("file://"):
+                # A folder of wheels (carried to an offline GPU host, or a test's stand-ins).
+                argv += ["--no-index", "--find-links", url2pathname(urlparse(index).path)]
+            elif index:
                 argv += ["--index-url", index]
             proc.run(argv, log=env.log, timeout=3600)
         installed = _installed(env)
@@ -272,6 +288,7 @@ def _build(env: Env) -> dict:
     return {
         "schema": STAMP_SCHEMA,
         "env": spec.env_id,
+        "profile": spec.profile,
         "identity": env.identity,
         "spec_sha256": spec.sha256,
         "lock_sha256": spec.lock_sha256,

@@ -19,7 +19,7 @@ def torch_report():
     try:
         import torch
     except Exception as exc:  # not installed, or broken: the imports section says which
-        return {"error": "{}: {}".format(type(exc).__name__, exc)}
+        return {"error": f"{type(exc).__name__}: {exc}"}
     report = {
         "version": torch.__version__,
         "cuda": torch.version.cuda,  # None for a CPU build
@@ -29,13 +29,13 @@ def torch_report():
     if report["cuda_available"]:
         major, minor = torch.cuda.get_device_capability(0)
         report["device"] = torch.cuda.get_device_name(0)
-        report["sm"] = "sm_{}{}".format(major, minor)
+        report["sm"] = f"sm_{major}{minor}"
         try:
             x = torch.ones(64, 64, device="cuda")
             report["tiny_op"] = float((x @ x).sum()) == 64.0 ** 3
         except Exception as exc:  # e.g. "no kernel image is available for execution"
             report["tiny_op"] = False
-            report["tiny_op_error"] = "{}: {}".format(type(exc).__name__, exc)
+            report["tiny_op_error"] = f"{type(exc).__name__}: {exc}"
     return report
 
 
@@ -46,7 +46,7 @@ def main():
             importlib.import_module(name)
             report["imports"][name] = "ok"
         except Exception as exc:  # report every failure, not only the first
-            report["imports"][name] = "{}: {}".format(type(exc).__name__, exc)
+            report["imports"][name] = f"{type(exc).__name__}: {exc}"
     for dist in metadata.distributions():
         name = (dist.metadata["Name"] or "").lower().replace("_", "-")
         report["packages"][name] = dist.version

@@ -11,7 +11,7 @@ import hashlib
 import re
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,25 @@ class Lock:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """Another way to build a model's env (e.g. a newer torch for newer GPUs).
+
+    Keys it leaves out keep the spec's top-level values, which form the 'default' profile.
+    """
+
+    name: str
+    description: str
+    python: str | None = None
+    requirements: Path | None = None
+    build_constraints: Path | None = None
+    torch: Torch | None = None
+    lock: Lock | None = None
+
+
+DEFAULT_PROFILE = "default"
+
+
+@dataclass(frozen=True)
 class Repo:
     url: str
     commit: str
@@ -130,6 +149,8 @@ class Spec:
     sha256: str
     build_constraints: Path | None = None  # for sdists built while installing the lock
     lock: Lock | None = None
+    profiles: dict[str, Profile] = field(default_factory=dict)  # beside the default one
+    profile: str = DEFAULT_PROFILE  # the one this object's env fields describe
     gpu: Gpu = Gpu.NONE
     baseline: bool = False
     torch: Torch | None = None
@@ -140,6 +161,22 @@ class Spec:
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    @property
+    def profile_names(self) -> list[str]:
+        return [DEFAULT_PROFILE, *self.profiles]
+
+    def with_profile(self, name: str) -> Spec:
+        """This spec with a profile's env fields in place of the top-level ones."""
+        if name == DEFAULT_PROFILE:
+            return self
+        if name not in self.profiles:
+            raise UserError(
+                f"{self.name} has no profile '{name}' (profiles: {', '.join(self.profile_names)})",
+                f"pass one of them: --profile {self.profile_names[-1]}")
+        chosen = self.profiles[name]
+        changes = {key: getattr(chosen, key) for key in ENV_KEYS if getattr(chosen, key)}
+        return replace(self, profile=name, **changes)
 
     @property
     def env_id(self) -> str:
@@ -179,11 +216,11 @@ class _Checker:
 
     def unknown_keys(self, table: dict[str, Any], allowed: Iterable[str], prefix: str) -> None:
         allowed = list(allowed)
-        for key in table:
+        for key, value in table.items():
             if key not in allowed:
                 self.bad(
                     f"{prefix}{key}",
-                    table[key],
+                    value,
                     f"unknown key; allowed here: {', '.join(allowed)}",
                     _near(key, allowed) or allowed[0],
                 )
@@ -240,6 +277,10 @@ def _str_list(item_test: Callable[[str], str | None] | None = None):
 
 def _http_url(value: str) -> str | None:
     return None if re.match(r"^(https?|file)://\S+$", value) else "must be an http(s):// URL"
+
+
+def _pin_name(pin: str) -> str:
+    return pin.split("==", 1)[0].split("[", 1)[0].lower().replace("_", "-")
 
 
 def _pin(value: str) -> str | None:
@@ -312,34 +353,41 @@ def _command(checker: _Checker, spec: dict[str, Any], kind: Kind, has_repo: bool
     return Command(tuple(argv), cwd, float(timeout or 3600), output)
 
 
-def _torch(checker: _Checker, spec: dict[str, Any]) -> Torch | None:
-    table = checker.get(spec, "torch", dict, '[torch] packages = ["torch==2.1.2"]', required=False)
+def _torch(checker: _Checker, spec: dict[str, Any], prefix: str = "") -> Torch | None:
+    table = checker.get(spec, "torch", dict, '[torch] packages = ["torch==2.1.2"]', prefix,
+                        required=False)
     if table is None:
         return None
-    checker.unknown_keys(table, ["packages", "index"], "torch.")
+    prefix += "torch."
+    checker.unknown_keys(table, ["packages", "index"], prefix)
     packages = checker.get(
-        table, "packages", list, '["torch==2.1.2", "torchvision==0.16.2"]', "torch.",
+        table, "packages", list, '["torch==2.1.2", "torchvision==0.16.2"]', prefix,
         test=_str_list(_pin),
     )
+    if packages and not any(_pin_name(p) == "torch" for p in packages):
+        checker.bad(f"{prefix}packages", packages, "must pin torch itself", '["torch==2.1.2"]')
     index = checker.get(
-        table, "index", str, '"https://download.pytorch.org/whl/cu121"', "torch.",
+        table, "index", str, '"https://download.pytorch.org/whl/cu121"', prefix,
         required=False, test=_http_url,
     )
     return Torch(tuple(packages), index) if packages else None
 
 
-def _lock(checker: _Checker, spec: dict[str, Any], folder: Path) -> Lock | None:
-    table = checker.get(spec, "lock", dict, '[lock] source = "requirements.in"', required=False)
+def _lock(checker: _Checker, spec: dict[str, Any], folder: Path, prefix: str = "") -> Lock | None:
+    table = checker.get(spec, "lock", dict, '[lock] source = "requirements.in"', prefix,
+                        required=False)
     if table is None:
         return None
-    checker.unknown_keys(table, ["source", "platform", "no_emit"], "lock.")
-    source = checker.get(table, "source", str, '"requirements.in"', "lock.", test=_relative)
+    prefix += "lock."
+    checker.unknown_keys(table, ["source", "platform", "no_emit"], prefix)
+    source = checker.get(table, "source", str, '"requirements.in"', prefix, test=_relative)
     if source and not (folder / source).is_file():
-        checker.bad("lock.source", source, "no such file beside spec.toml", '"requirements.in"')
+        checker.bad(f"{prefix}source", source, "no such file beside spec.toml",
+                    '"requirements.in"')
         source = None
-    platform = checker.get(table, "platform", str, '"x86_64-manylinux_2_28"', "lock.",
+    platform = checker.get(table, "platform", str, '"x86_64-manylinux_2_28"', prefix,
                            required=False)
-    no_emit = checker.get(table, "no_emit", list, '["nvidia-cudnn-cu11"]', "lock.",
+    no_emit = checker.get(table, "no_emit", list, '["nvidia-cudnn-cu11"]', prefix,
                           required=False, test=_str_list()) or []
     if not source:
         return None
@@ -413,8 +461,8 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     if not NAME_RE.match(name):
         checker.bad("(folder name)", name, "must be lowercase letters, digits and _", "v_express")
 
-    allowed = ["schema", "description", "python", "requirements", "build_constraints", "imports",
-               "license", "torch", "lock", kind.command_table]
+    allowed = ["schema", "description", *ENV_KEYS, "imports", "license", "profiles",
+               kind.command_table]
     if kind is Kind.MODEL:
         allowed += ["gpu", "baseline", "repo", "weights"]
     checker.unknown_keys(spec, allowed, "")
@@ -422,27 +470,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
                 test=lambda v: None if v == SCHEMA_VERSION else f"this version reads schema {SCHEMA_VERSION}")
     description = checker.get(spec, "description", str, '"Static-frame baseline"',
                               test=lambda v: None if v.strip() and "\n" not in v else "one line")
-    python = checker.get(
-        spec, "python", str, 'python = "3.10"',
-        test=lambda v: None if v in SUPPORTED_PYTHONS else "must be one of " + ", ".join(SUPPORTED_PYTHONS),
-    )
-    req_name = checker.get(spec, "requirements", str, '"requirements.lock"', test=_relative)
-    requirements = None
-    if req_name:
-        requirements = path.parent / req_name
-        if not requirements.is_file():
-            checker.bad("requirements", req_name, f"no such file beside {path.name}", '"requirements.lock"')
-            requirements = None
-        else:
-            _check_lock(checker, requirements, "requirements")
-    build_constraints = None
-    bc_name = checker.get(spec, "build_constraints", str, '"build-constraints.txt"',
-                          required=False, test=_relative)
-    if bc_name:
-        build_constraints = path.parent / bc_name
-        if not build_constraints.is_file():
-            checker.bad("build_constraints", bc_name, f"no such file beside {path.name}",
-                        '"build-constraints.txt"')
+    env_fields = _env_fields(checker, spec, path.parent, "", required=True)
     imports = checker.get(spec, "imports", list, '["numpy", "cv2"]', required=False,
                           test=_str_list(lambda v: None if re.match(r"^[\w.]+$", v) else "a module name")) or []
     license_ = checker.get(spec, "license", str, '"Apache-2.0"', required=False)
@@ -458,20 +486,66 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
         baseline = bool(checker.get(spec, "baseline", bool, "baseline = true", required=False))
         repo = _repo(checker, spec)
         weights = _weights(checker, spec)
-    torch = _torch(checker, spec)
-    lock = _lock(checker, spec, path.parent)
+    profiles: dict[str, Profile] = {}
+    tables = checker.get(spec, "profiles", dict, "[profiles.blackwell] …", required=False) or {}
+    for profile_name, table in tables.items():
+        prefix = f"profiles.{profile_name}."
+        if not NAME_RE.match(profile_name) or profile_name == DEFAULT_PROFILE:
+            checker.bad(prefix[:-1], profile_name, "a lowercase name other than 'default'",
+                        "[profiles.blackwell]")
+        if not isinstance(table, dict):
+            checker.bad(prefix[:-1], table, "must be a table", "[profiles.blackwell]")
+            continue
+        checker.unknown_keys(table, ["description", *ENV_KEYS], prefix)
+        about = checker.get(table, "description", str, '"torch 2.7 cu128 for Blackwell"', prefix)
+        fields = _env_fields(checker, table, path.parent, prefix, required=False)
+        profiles[profile_name] = Profile(profile_name, about or "", **fields)
     command = _command(checker, spec, kind, has_repo="repo" in spec)
 
     if checker.problems:
         return None, checker.problems
-    assert description and python and requirements and command
+    assert description and env_fields["python"] and env_fields["requirements"] and command
     return Spec(
-        kind=kind, name=name, path=path, description=description, python=python,
-        requirements=requirements, build_constraints=build_constraints,
-        imports=tuple(imports), command=command, lock=lock,
-        sha256=hashlib.sha256(raw).hexdigest(), gpu=gpu, baseline=baseline, torch=torch,
-        repo=repo, weights=weights, license=license_,
+        kind=kind, name=name, path=path, description=description, **env_fields,
+        imports=tuple(imports), command=command,
+        sha256=hashlib.sha256(raw).hexdigest(), gpu=gpu, baseline=baseline,
+        repo=repo, weights=weights, license=license_, profiles=profiles,
     ), []
+
+
+# What a profile may change: everything that decides how the env is built.
+ENV_KEYS = ("python", "requirements", "build_constraints", "torch", "lock")
+
+
+def _env_fields(checker: _Checker, table: dict[str, Any], folder: Path, prefix: str,
+                required: bool) -> dict[str, Any]:
+    """The env-building keys of the top level (required) or of a profile (each optional)."""
+    fields: dict[str, Any] = {}
+    python = checker.get(
+        table, "python", str, 'python = "3.10"', prefix, required=required,
+        test=lambda v: None if v in SUPPORTED_PYTHONS else
+        "must be one of " + ", ".join(SUPPORTED_PYTHONS),
+    )
+    if python:
+        fields["python"] = python
+    for key, example in (("requirements", '"requirements.lock"'),
+                         ("build_constraints", '"build-constraints.txt"')):
+        name = checker.get(table, key, str, example, prefix,
+                           required=required and key == "requirements", test=_relative)
+        if not name:
+            continue
+        file = folder / name
+        if not file.is_file():
+            checker.bad(f"{prefix}{key}", name, "no such file beside spec.toml", example)
+        else:
+            if key == "requirements":
+                _check_lock(checker, file, f"{prefix}{key}")
+            fields[key] = file
+    if "torch" in table:
+        fields["torch"] = _torch(checker, table, prefix)
+    if "lock" in table:
+        fields["lock"] = _lock(checker, table, folder, prefix)
+    return fields
 
 
 def spec_files(kind: Kind, root: Path | None = None) -> list[Path]:
