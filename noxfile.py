@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import nox
@@ -24,11 +25,24 @@ except UserError as err:  # a broken spec stops everything, loudly, with every p
     sys.exit(2)
 
 
+def _setup_options(session: nox.Session) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"nox -s {session.name} --", exit_on_error=False)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (commands, URLs, sizes, profile); change nothing")
+    parser.add_argument("--profile", help="force a profile instead of choosing by GPU")
+    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    try:
+        return parser.parse_args(session.posargs)
+    except argparse.ArgumentError as err:
+        session.error(f"{err}; options: --dry-run, --profile NAME, --force")
+
+
 def _setup_session(kind: Kind, spec: specs.Spec) -> None:
     def session(s: nox.Session) -> None:
-        force = "--force" in s.posargs
+        options = _setup_options(s)
         try:
-            cli.setup_for_run(kind, spec.name, force=force)
+            cli.setup_for_run(kind, spec.name, force=options.force, profile=options.profile,
+                              dry_run=options.dry_run)
         except UserError as err:
             print_error(err)
             s.error(err.message)
@@ -59,3 +73,17 @@ def smoke(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (pytest); pass pytest arguments after --."""
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def locks(session: nox.Session) -> None:
+    """Re-resolve every requirements.lock from its [lock] source; `-- --update` rewrites them."""
+    from thbench import locks as lockfiles  # this session's name shadows the module's
+
+    update = "--update" in session.posargs
+    with_lock = [variant for kind in Kind for spec in SPECS[kind].values()
+                 for variant in map(spec.with_profile, spec.profile_names) if variant.lock]
+    outcomes = lockfiles.check_all(with_lock, update=update)
+    if err := lockfiles.verdict(outcomes, updated=update):
+        print_error(err)
+        session.error(err.message)

@@ -16,12 +16,13 @@ DEMO_IMAGE = paths.REPO_ROOT / "assets" / "face.png"
 DEMO_TEXT = paths.REPO_ROOT / "assets" / "sample.txt"
 
 
-def setup_for_run(kind: Kind, name: str, *, force: bool = False) -> None:
+def setup_for_run(kind: Kind, name: str, *, force: bool = False, profile: str | None = None,
+                  dry_run: bool = False) -> None:
     """Set up one env; a model also gets what `run` needs beside it (default TTS, face check)."""
-    envs.setup(specs.get(kind, name), force=force)
+    envs.setup(specs.get(kind, name), force=force, profile=profile, dry_run=dry_run)
     if kind is Kind.MODEL:
-        envs.setup(specs.get(Kind.TTS, DEFAULT_TTS))
-        envs.setup(specs.get(Kind.CHECK, "face"))
+        envs.setup(specs.get(Kind.TTS, DEFAULT_TTS), dry_run=dry_run)
+        envs.setup(specs.get(Kind.CHECK, "face"), dry_run=dry_run)
 
 
 def run(request: runs.Request) -> runs.Result:

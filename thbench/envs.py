@@ -17,6 +17,7 @@ import glob
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -29,8 +30,9 @@ from urllib.request import url2pathname
 
 from filelock import FileLock, Timeout
 from rich.console import Console
+from rich.filesize import decimal
 
-from thbench import gpu, paths, proc, profiles
+from thbench import gpu, paths, proc, profiles, repo, weights
 from thbench.errors import UserError
 from thbench.specs import DEFAULT_PROFILE, Spec
 
@@ -74,6 +76,16 @@ class Env:
         return self.root / "setup.log"
 
     @property
+    def repo(self) -> Path:
+        """The upstream checkout ({repo} in argv templates)."""
+        return self.root / "repo"
+
+    @property
+    def weights_root(self) -> Path:
+        """Weight destinations are relative to this: the checkout, where upstream expects them."""
+        return self.repo if self.spec.repo else self.root / "data"
+
+    @property
     def identity(self) -> str:
         """What the env is built from; any change means a rebuild."""
         torch = self.spec.torch
@@ -85,6 +97,8 @@ class Env:
                                   if self.spec.build_constraints else None),
             "imports": list(self.spec.imports),
             "profile": self.spec.profile,
+            "repo": [self.spec.repo.url, self.spec.repo.commit] if self.spec.repo else None,
+            "weights": [[w.dest, w.sha256 or w.hf_revision, w.unpack] for w in self.spec.weights],
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -98,6 +112,9 @@ class Env:
         stamp = self.read_stamp()
         if not stamp or stamp.get("identity") != self.identity:
             return False
+        if any(not (self.weights_root / w.dest).exists() and not w.unpack
+               for w in self.spec.weights):
+            return False  # deleted since setup; stat only, the hashes were checked then
         try:
             proc.run([self.python, "-c", "pass"], timeout=60)
         except (proc.CommandFailed, UserError):
@@ -146,24 +163,26 @@ def _pyenv_candidates(version: str) -> list[Path]:
     return [Path(p) for p in sorted(found, key=patch, reverse=True)]
 
 
-def find_python(version: str, log: Path | None = None) -> Path:
+def find_python(version: str, log: Path | None = None, *, install: bool = True) -> Path | None:
     """An interpreter for ``version`` (e.g. "3.10"): uv's, then pyenv's, else ``uv python install``.
 
     ``uv python install`` honours ``UV_PYTHON_INSTALL_MIRROR`` for hosts that cannot reach GitHub.
     """
     uv = uv_binary()
     no_downloads = {"UV_PYTHON_DOWNLOADS": "never"}
-    found = proc.run([uv, "python", "find", "--system", "--no-project", version], env=no_downloads, capture=True,
-                     check=False, timeout=120)
+    found = proc.run([uv, "python", "find", "--system", "--no-project", version],
+                     env=no_downloads, capture=True, check=False, timeout=120)
     if found.returncode == 0 and found.stdout.strip():
         return Path(found.stdout.strip())
     for candidate in _pyenv_candidates(version):
         if _runs(candidate, version):
             return candidate
+    if not install:
+        return None
     installed = proc.run([uv, "python", "install", version], log=log, check=False, timeout=1800)
     if installed.returncode == 0:
-        found = proc.run([uv, "python", "find", "--system", "--no-project", version], env=no_downloads, capture=True,
-                         check=False, timeout=120)
+        found = proc.run([uv, "python", "find", "--system", "--no-project", version],
+                         env=no_downloads, capture=True, check=False, timeout=120)
         if found.returncode == 0 and found.stdout.strip():
             return Path(found.stdout.strip())
     mirror = os.environ.get("UV_PYTHON_INSTALL_MIRROR")
@@ -211,23 +230,22 @@ def _dist_name(pin: str) -> str:
     return pin.split("==", 1)[0].split("[", 1)[0].lower().replace("_", "-")
 
 
-def setup(spec: Spec, *, profile: str | None = None, force: bool = False) -> Env:
+def setup(spec: Spec, *, profile: str | None = None, force: bool = False,
+          dry_run: bool = False) -> Env:
     """Build the env of ``spec`` unless its stamp already matches; all or nothing.
 
     The profile (torch build) is ``profile`` if given, else the first that supports the GPU.
+    Steps: checkout → venv → torch → lock (torch held) → weights → health check → stamp.
+    ``dry_run`` prints that plan, with sizes, and touches neither the network nor the disk.
     """
     choice = profiles.choose(spec, gpu.detect(), profile)
     spec = choice.spec
     env = Env.of(spec)
+    if dry_run:
+        print_plan(env, choice.reason)
+        return env
     if spec.torch:
         console.print(f"{spec.env_id}: profile [bold]{spec.profile}[/] — {choice.reason}")
-    if spec.repo or spec.weights:
-        # Upstream checkouts and weight downloads are the next milestone; refusing here, before
-        # gigabytes of torch are installed, beats failing after them.
-        raise UserError(
-            f"setting up upstream checkouts and weights ('{spec.name}') is not implemented yet",
-            "use the built-in baseline meanwhile: `uv run nox -s setup-still`",
-        )
     with _locked(env):
         if not force and env.is_ready():
             stamp = env.read_stamp() or {}
@@ -242,7 +260,9 @@ def setup(spec: Spec, *, profile: str | None = None, force: bool = False) -> Env
         try:
             stamp = _build(env)
         except BaseException:
-            shutil.rmtree(env.venv, ignore_errors=True)  # nothing half-built looks usable
+            # Nothing half-built looks usable; the checkout and the weights (verified files,
+            # resumable parts) stay, so a re-run does not fetch them again.
+            shutil.rmtree(env.venv, ignore_errors=True)
             raise
         stamp["seconds"] = round(time.monotonic() - start, 1)
         tmp = env.stamp_path.with_suffix(".tmp")
@@ -252,37 +272,62 @@ def setup(spec: Spec, *, profile: str | None = None, force: bool = False) -> Env
         return env
 
 
+# The commands, built once for both the real setup and the dry run.
+
+
+def _venv_argv(env: Env, interpreter: Path | str) -> list:
+    return [uv_binary(), "venv", "--clear", "--python", interpreter, env.venv]
+
+
+def _torch_argv(env: Env) -> list:
+    torch = env.spec.torch
+    assert torch is not None
+    argv = [uv_binary(), "pip", "install", "--python", env.python, *torch.packages]
+    if torch.index and torch.index.startswith("file://"):
+        # A folder of wheels (carried to an offline GPU host, or a test's stand-ins).
+        argv += ["--no-index", "--find-links", url2pathname(urlparse(torch.index).path)]
+    elif torch.index:
+        argv += ["--index-url", torch.index]
+    return argv
+
+
+def _lock_argv(env: Env, held: Path | None) -> list:
+    argv = [uv_binary(), "pip", "install", "--python", env.python, "-r", env.spec.requirements]
+    if held:
+        argv += ["--constraint", held]
+    if env.spec.build_constraints:
+        argv += ["--build-constraint", env.spec.build_constraints]
+    return argv
+
+
 def _build(env: Env) -> dict:
     spec, uv = env.spec, uv_binary()
+    if spec.repo:
+        with _step(f"check out {spec.repo.url} at {spec.repo.commit[:12]}"):
+            repo.checkout(spec.repo, env.repo, log=env.log)
     with _step(f"find Python {spec.python}"):
         interpreter = find_python(spec.python, env.log)
     with _step(f"create venv with {interpreter}"):
-        proc.run([uv, "venv", "--clear", "--python", interpreter, env.venv], log=env.log,
-                 timeout=600)
+        proc.run(_venv_argv(env, interpreter), log=env.log, timeout=600)
     constraints: list[str] = []
+    held = None
     if spec.torch:
         index = spec.torch.index
         with _step(f"install {' '.join(spec.torch.packages)} from {index or 'PyPI'}"):
-            argv = [uv, "pip", "install", "--python", env.python, *spec.torch.packages]
-            if index and index.startswith("file://"):
-                # A folder of wheels (carried to an offline GPU host, or a test's stand-ins).
-                argv += ["--no-index", "--find-links", url2pathname(urlparse(index).path)]
-            elif index:
-                argv += ["--index-url", index]
-            proc.run(argv, log=env.log, timeout=3600)
+            proc.run(_torch_argv(env), log=env.log, timeout=3600)
         installed = _installed(env)
         pinned = {_dist_name(p) for p in spec.torch.packages}
         constraints = [f"{name}=={installed[name]}" for name in sorted(pinned)]
+        held = env.root / "torch-constraints.txt"
+        held.write_text("\n".join(constraints) + "\n")
     with _step(f"install {spec.requirements.name}"
                + (" with torch held fixed" if constraints else "")):
-        argv = [uv, "pip", "install", "--python", env.python, "-r", spec.requirements]
-        if constraints:
-            held = env.root / "torch-constraints.txt"
-            held.write_text("\n".join(constraints) + "\n")
-            argv += ["--constraint", held]
-        if spec.build_constraints:
-            argv += ["--build-constraint", spec.build_constraints]
-        proc.run(argv, log=env.log, timeout=3600)
+        proc.run(_lock_argv(env, held), log=env.log, timeout=3600)
+    fetched = None
+    if spec.weights:
+        console.print(f"  weights → {env.weights_root}")
+        fetched = weights.fetch_all(spec.weights, env.weights_root, console=console)
+        console.print(f"  [green]✓[/] {len(spec.weights)} weights present and verified")
     with _step("health check: " + (", ".join(spec.imports) or "interpreter")):
         report = health_check(env, expected=constraints)
     return {
@@ -292,6 +337,9 @@ def _build(env: Env) -> dict:
         "identity": env.identity,
         "spec_sha256": spec.sha256,
         "lock_sha256": spec.lock_sha256,
+        "repo": {"url": spec.repo.url, "commit": spec.repo.commit} if spec.repo else None,
+        "weights": [{"dest": i.weight.dest, "sha256": i.weight.sha256, "source": i.source}
+                    for i in fetched.items] if fetched else [],
         "python": report["python"],
         "interpreter": str(interpreter),
         "torch": report["torch"],
@@ -299,6 +347,57 @@ def _build(env: Env) -> dict:
         "uv": proc.run([uv, "--version"], capture=True).stdout.strip(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def print_plan(env: Env, reason: str) -> None:
+    """The dry run: every step with its command, URL and size; nothing is fetched or written."""
+    spec = env.spec
+    out = Console(highlight=False)  # the plan is the output: stdout
+    state = ("up to date" if env.is_ready() else
+             "stale (will be rebuilt)" if env.read_stamp() else "not set up")
+    out.print(f"[bold]Plan for {spec.env_id}[/] (dry run: nothing is downloaded or changed)")
+    out.print(f"  env:     {env.root} — {state}")
+    out.print(f"  profile: {spec.profile} — {reason}")
+    if build := profiles.torch_build(spec):
+        out.print(f"  torch:   {build}")
+    interpreter = find_python(spec.python, install=False)
+    python_note = str(interpreter) if interpreter else \
+        f"not found locally: `uv python install {spec.python}` would download it" + (
+            f" from {os.environ['UV_PYTHON_INSTALL_MIRROR']}"
+            if os.environ.get("UV_PYTHON_INSTALL_MIRROR") else "")
+    out.print(f"  python:  {spec.python} → {python_note}")
+    steps = []
+    if spec.repo:
+        url = weights.rewrite_url(spec.repo.url)
+        steps.append(f"git fetch --depth 1 {url} {spec.repo.commit} → {env.repo} "
+                     "(full fetch if the server refuses a commit id)")
+    steps.append(shlex.join(map(str, _venv_argv(env, interpreter or f"python{spec.python}"))))
+    held = env.root / "torch-constraints.txt" if spec.torch else None
+    if spec.torch:
+        steps.append(shlex.join(map(str, _torch_argv(env))))
+    packages = sum(1 for line in spec.requirements.read_text().splitlines()
+                   if "==" in line and not line.lstrip().startswith("#"))
+    steps.append(shlex.join(map(str, _lock_argv(env, held))) + f"   # {packages} pinned packages")
+    the_plan = weights.plan(spec.weights, env.weights_root) if spec.weights else None
+    if the_plan:
+        steps.append(f"download {len(the_plan.to_fetch)} of {len(spec.weights)} weights "
+                     f"into {env.weights_root}, sha256-checked")
+    steps.append("health check: import " + (", ".join(spec.imports) or "nothing")
+                 + (", torch build and GPU" if spec.torch else ""))
+    steps.append(f"write {env.stamp_path}")
+    out.print("Steps:")
+    for number, step in enumerate(steps, 1):
+        out.print(f"  {number}. {step}", soft_wrap=True)
+    if the_plan:
+        out.print("Weights:")
+        for line in the_plan.lines():
+            out.print(f"  {line}", soft_wrap=True)
+        need = the_plan.to_download + the_plan.to_unpack
+        where = weights.existing_parent(env.weights_root)
+        free = shutil.disk_usage(where).free
+        out.print(f"Disk: weights need {decimal(need)} more under {where} "
+                  f"({decimal(free)} free); packages come on top (uv cache + venv, "
+                  "several GB with torch)")
 
 
 def health_check(env: Env, expected: list[str] = ()) -> dict:

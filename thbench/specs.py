@@ -471,8 +471,9 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     description = checker.get(spec, "description", str, '"Static-frame baseline"',
                               test=lambda v: None if v.strip() and "\n" not in v else "one line")
     env_fields = _env_fields(checker, spec, path.parent, "", required=True)
+    module = _str_list(lambda v: None if re.match(r"^[\w.]+$", v) else "a module name")
     imports = checker.get(spec, "imports", list, '["numpy", "cv2"]', required=False,
-                          test=_str_list(lambda v: None if re.match(r"^[\w.]+$", v) else "a module name")) or []
+                          test=module) or []
     license_ = checker.get(spec, "license", str, '"Apache-2.0"', required=False)
     gpu = Gpu.NONE
     baseline = False
@@ -499,6 +500,9 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
         checker.unknown_keys(table, ["description", *ENV_KEYS], prefix)
         about = checker.get(table, "description", str, '"torch 2.7 cu128 for Blackwell"', prefix)
         fields = _env_fields(checker, table, path.parent, prefix, required=False)
+        if "requirements" in fields and "lock" not in fields and "lock" in spec:
+            checker.bad(f"{prefix}lock", None, "a profile with its own requirements needs its "
+                        "own [lock] source", f'[{prefix}lock] source = "requirements-x.in"')
         profiles[profile_name] = Profile(profile_name, about or "", **fields)
     command = _command(checker, spec, kind, has_repo="repo" in spec)
 

@@ -1,0 +1,601 @@
+"""Weights: plan, disk check, download, verify, unpack, against a loopback HTTP stand-in.
+
+The stand-in (127.0.0.1, a thread per request, HTTP/1.0 so each answer closes its connection)
+serves seeded random blobs with Range support and misbehaves per path as told. It also answers
+``/{repo}/resolve/{revision}/{file}`` the way the Hub does (X-Repo-Commit, ETag = the file's
+sha256, Content-Length), so huggingface_hub's real download code runs against it as HF_ENDPOINT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import random
+import re
+import shutil
+import stat
+import tarfile
+import threading
+import time
+import zipfile
+from collections import namedtuple
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from thbench import weights
+from thbench.errors import UserError
+from thbench.specs import Weight
+
+FAST = weights.HttpPolicy(attempts=4, connect_timeout=2.0, read_timeout=2.0, backoff=0.01,
+                          backoff_max=0.05)
+Usage = namedtuple("Usage", "total used free")  # what shutil.disk_usage returns
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def blob(seed: int, size: int = 300_000) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Route:
+    data: bytes
+    mode: str = "ok"  # ok | 404 | 503_once | 503_always | cut_once | stall_once | slow_once | ignore_range
+    cut: int = 0  # bytes sent before cutting or stalling
+    delay: float = 0.0  # seconds of silence (slow_once, stall_once)
+    fired: bool = False  # a *_once misbehaviour has happened
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    range: str | None
+
+
+class Standin:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.routes: dict[str, Route] = {}
+        self.seen: list[Seen] = []
+        self.lock = threading.Lock()
+
+    def serve(self, path: str, data: bytes, **how) -> str:
+        self.routes[path] = Route(data, **how)
+        return self.base + path
+
+    def log(self, path: str | None = None) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if path is None or s.path == path]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ThreadingHTTPServer
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.answer(body=True)
+
+    def do_HEAD(self) -> None:
+        self.answer(body=False)
+
+    def answer(self, body: bool) -> None:
+        standin: Standin = self.server.standin  # type: ignore[attr-defined]
+        path, asked = self.path.split("?")[0], self.headers.get("Range")
+        with standin.lock:
+            standin.seen.append(Seen(self.command, path, asked))
+            route = standin.routes.get(path)
+            once = bool(route and body and route.mode.endswith("_once") and not route.fired)
+            if once:
+                route.fired = True  # type: ignore[union-attr]
+        try:
+            self.respond(route, asked, body, once)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up first (the timeout tests)
+
+    def empty(self, status: int, **headers: str) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def respond(self, route: Route | None, asked: str | None, body: bool, once: bool) -> None:
+        if route is None or route.mode == "404":
+            return self.empty(404, X_Error_Code="EntryNotFound")
+        if route.mode == "503_always" or (once and route.mode == "503_once"):
+            return self.empty(503)
+        if once and route.mode == "slow_once":
+            time.sleep(route.delay)
+        data, start = route.data, 0
+        match = re.fullmatch(r"bytes=(\d+)-", asked or "")
+        if match and route.mode != "ignore_range":
+            start = int(match.group(1))
+            if start >= len(data):
+                return self.empty(416, Content_Range=f"bytes */{len(data)}")
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        rest = data[start:]
+        self.send_header("Content-Length", str(len(rest)))
+        self.send_header("ETag", f'"{sha(data)}"')
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.end_headers()
+        if not body:
+            return None
+        if once and route.mode in ("cut_once", "stall_once"):
+            self.wfile.write(rest[: route.cut])
+            self.wfile.flush()
+            if route.mode == "stall_once":
+                time.sleep(route.delay)
+            return None  # the connection closes short of Content-Length
+        self.wfile.write(rest)
+        return None
+
+
+@pytest.fixture
+def server() -> Iterator[Standin]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = False  # so server_close waits for a handler still sleeping
+    standin = Standin(f"http://127.0.0.1:{httpd.server_address[1]}")
+    httpd.standin = standin  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
+    thread.start()
+    try:
+        yield standin
+    finally:
+        httpd.shutdown()
+        httpd.server_close()  # joins handler threads: a stalled one sleeps at most its delay
+        thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch):
+    """No proxy between us and 127.0.0.1, no mirror, no Hub endpoint or token from outside."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy", weights.MIRROR_VAR, "HF_ENDPOINT", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
+def fetch(ws: list[Weight], root: Path, policy: weights.HttpPolicy = FAST) -> weights.Plan:
+    return weights.fetch_all(ws, root, console=Console(file=io.StringIO()), policy=policy)
+
+
+def url_weight(url: str, data: bytes, dest: str = "checkpoints/model.pth", **kw) -> Weight:
+    return Weight(dest=dest, size=len(data), sha256=sha(data), url=url, **kw)
+
+
+def leftovers(root: Path) -> list[str]:
+    """Every path under root: a test compares it with exactly what should be there."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+# --- plain HTTP ------------------------------------------------------------------------------
+
+
+def test_download_lands_verified_with_a_sidecar(server, tmp_path):
+    data = blob(1)
+    w = url_weight(server.serve("/w.pth", data), data)
+    final = fetch([w], tmp_path)
+    dest = tmp_path / "checkpoints/model.pth"
+    assert dest.read_bytes() == data
+    record = json.loads((tmp_path / "checkpoints/model.pth.sha256").read_text())
+    assert record["sha256"] == sha(data) and record["size"] == len(data)
+    assert record["mtime_ns"] == dest.stat().st_mtime_ns and record["source"] == w.url
+    assert leftovers(tmp_path) == ["checkpoints", "checkpoints/model.pth",
+                                   "checkpoints/model.pth.sha256"]
+    assert final.done and [s.method for s in server.log()] == ["GET"]
+
+
+def test_a_verified_file_costs_no_request_and_no_rehash(server, tmp_path, monkeypatch):
+    data = blob(2)
+    w = url_weight(server.serve("/w.pth", data), data)
+    fetch([w], tmp_path)
+    count = len(server.log())
+
+    def no_hashing(path):
+        raise AssertionError(f"re-hashed {path}")
+
+    monkeypatch.setattr(weights, "_hash_file", no_hashing)
+    again = fetch([w], tmp_path)
+    assert len(server.log()) == count  # not a single request
+    assert again.done and again.items[0].present and again.to_download == 0
+
+
+def test_a_file_changed_on_disk_is_rehashed_and_replaced(server, tmp_path):
+    data = blob(3)
+    w = url_weight(server.serve("/w.pth", data), data)
+    fetch([w], tmp_path)
+    dest = tmp_path / "checkpoints/model.pth"
+    dest.write_bytes(bytes(len(data)))  # same size, new mtime: the sidecar no longer vouches
+    assert not weights.plan([w], tmp_path).items[0].present
+    fetch([w], tmp_path)
+    assert dest.read_bytes() == data and len(server.log()) == 2
+
+
+def test_a_file_without_sidecar_is_hashed_once_and_trusted(server, tmp_path):
+    data = blob(4)
+    w = url_weight(server.serve("/w.pth", data), data)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints/model.pth").write_bytes(data)  # e.g. copied in by hand
+    assert weights.plan([w], tmp_path).done
+    assert (tmp_path / "checkpoints/model.pth.sha256").is_file()
+    assert server.log() == []
+
+
+def test_a_cut_body_resumes_with_range(server, tmp_path):
+    data = blob(5)
+    cut = 123_457
+    w = url_weight(server.serve("/w.pth", data, mode="cut_once", cut=cut), data)
+    fetch([w], tmp_path)
+    assert (tmp_path / "checkpoints/model.pth").read_bytes() == data
+    assert [s.range for s in server.log()] == [None, f"bytes={cut}-"]
+    assert not (tmp_path / "checkpoints/model.pth.part").exists()
+
+
+def test_a_503_is_retried(server, tmp_path):
+    data = blob(6)
+    w = url_weight(server.serve("/w.pth", data, mode="503_once"), data)
+    fetch([w], tmp_path)
+    assert (tmp_path / "checkpoints/model.pth").read_bytes() == data
+    assert len(server.log()) == 2
+
+
+@pytest.mark.parametrize("mode", ["slow_once", "stall_once"])
+def test_a_silent_server_times_out_and_is_retried(server, tmp_path, mode):
+    data = blob(7)
+    cut = 50_000
+    w = url_weight(server.serve("/w.pth", data, mode=mode, cut=cut, delay=0.6), data)
+    policy = weights.HttpPolicy(attempts=3, connect_timeout=2.0, read_timeout=0.2,
+                                backoff=0.01)
+    fetch([w], tmp_path, policy)
+    assert (tmp_path / "checkpoints/model.pth").read_bytes() == data
+    # Waiting the silence out would have needed one request: a second one means it gave up.
+    ranges = [s.range for s in server.log()]
+    assert ranges == ([None, None] if mode == "slow_once" else [None, f"bytes={cut}-"])
+
+
+def test_404_fails_at_once_naming_url_and_status(server, tmp_path):
+    data = blob(8)
+    w = url_weight(server.serve("/gone.pth", data, mode="404"), data)
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path)
+    assert w.url in caught.value.message and "HTTP 404" in caught.value.message
+    assert "spec.toml" in caught.value.tip
+    assert len(server.log()) == 1
+    assert leftovers(tmp_path) == ["checkpoints"]  # no file, no .part
+
+
+def test_wrong_bytes_fail_the_sha256_and_leave_nothing(server, tmp_path):
+    data = blob(9)
+    w = url_weight(server.serve("/w.pth", blob(10)), data)  # same size, other bytes
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path)
+    message = caught.value.message
+    assert message.startswith("sha256 mismatch for checkpoints/model.pth: ")
+    assert f"expected {sha(data)}, got {sha(blob(10))}" in message
+    assert w.url in caught.value.tip
+    assert leftovers(tmp_path) == ["checkpoints"]
+
+
+def test_a_server_ignoring_range_restarts_from_zero(server, tmp_path):
+    data = blob(11)
+    w = url_weight(server.serve("/w.pth", data, mode="ignore_range"), data)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints/model.pth.part").write_bytes(b"garbage from an older run" * 100)
+    fetch([w], tmp_path)
+    assert (tmp_path / "checkpoints/model.pth").read_bytes() == data
+    assert [s.range for s in server.log()] == ["bytes=2500-"]  # asked, got 200, started over
+
+
+def test_a_complete_part_is_verified_on_416(server, tmp_path):
+    data = blob(12)
+    w = url_weight(server.serve("/w.pth", data), data)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints/model.pth.part").write_bytes(data)
+    assert weights.plan([w], tmp_path).items[0].action == "resume"
+    fetch([w], tmp_path)
+    assert (tmp_path / "checkpoints/model.pth").read_bytes() == data
+    assert [s.range for s in server.log()] == [f"bytes={len(data)}-"]  # 416, no body needed
+
+
+def test_a_bad_part_of_full_length_starts_over(server, tmp_path):
+    data = blob(13)
+    w = url_weight(server.serve("/w.pth", data), data)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints/model.pth.part").write_bytes(bytes(len(data)))
+    fetch([w], tmp_path)
+    assert (tmp_path / "checkpoints/model.pth").read_bytes() == data
+    assert [s.range for s in server.log()] == [f"bytes={len(data)}-", None]
+
+
+def test_giving_up_names_url_attempts_and_last_error(server, tmp_path):
+    data = blob(14)
+    w = url_weight(server.serve("/w.pth", data, mode="503_always"), data)
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path, weights.HttpPolicy(attempts=3, backoff=0.01))
+    err = caught.value
+    assert w.url in err.message and "3 attempts" in err.message and "HTTP 503" in err.message
+    assert weights.MIRROR_VAR in err.tip and "HF_ENDPOINT" in err.tip
+    assert len(server.log()) == 3
+
+
+def test_a_refused_connection_is_retried_then_reported(tmp_path):
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as closed:  # a port nobody listens on
+        port = closed.server_address[1]
+    data = blob(15, 1000)
+    w = url_weight(f"http://127.0.0.1:{port}/w.pth", data)
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path, weights.HttpPolicy(attempts=2, backoff=0.01))
+    assert "2 attempts" in caught.value.message and "ConnectionError" in caught.value.message
+
+
+# --- plan, disk, mirror --------------------------------------------------------------------
+
+
+def test_plan_shows_what_is_there_and_what_is_left(server, tmp_path):
+    a, b, c = blob(16), blob(17), blob(18)
+    ws = [url_weight(server.serve("/a", a), a, "w/a.bin"),
+          url_weight(server.serve("/b", b), b, "w/b.bin"),
+          url_weight(server.serve("/c", c), c, "w/c.bin")]
+    fetch(ws[:1], tmp_path)
+    (tmp_path / "w/b.bin.part").write_bytes(b[:100_000])
+    count = len(server.log())
+    the_plan = weights.plan(ws, tmp_path)
+    assert [i.action for i in the_plan.items] == ["ok", "resume", "download"]
+    assert the_plan.to_download == (len(b) - 100_000) + len(c)
+    assert len(the_plan.to_fetch) == 2 and the_plan.unknown_sizes == 0
+    text = str(the_plan)
+    assert "w/a.bin" in text and "200.0 kB left of 300.0 kB" in text and ws[2].url in text
+    assert text.splitlines()[-1].startswith("3 weights under")
+    assert len(server.log()) == count  # planning never touches the network
+
+
+def test_disk_check_refuses_before_the_first_byte(server, tmp_path, monkeypatch):
+    data = blob(19)
+    archive = Weight("downloads/pack.zip", 10**9, sha(data), url=server.serve("/p.zip", data),
+                     unpack="models/pack")
+    free = {"bytes": 10**9 + 2 * 10**9 + weights.DISK_MARGIN}  # exactly the need: not enough
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(4 * 10**12, 0, free["bytes"]))
+    with pytest.raises(UserError) as caught:
+        fetch([archive], tmp_path / "not" / "yet")
+    message = caught.value.message
+    assert "1.0 GB to download + 2.0 GB to unpack" in message and "free" in message
+    assert str(tmp_path) in message and "free at least" in caught.value.tip
+    assert server.log() == [] and not (tmp_path / "not").exists()
+    free["bytes"] += 1
+    weights.check_disk(weights.plan([archive], tmp_path), tmp_path)  # one byte more: fine
+
+
+def test_rewrite_url_with_and_without_a_mirror(monkeypatch):
+    url = "https://github.com/OpenTalker/SadTalker/releases/download/v0.0.2-rc/x.pth"
+    assert weights.rewrite_url(url) == url
+    monkeypatch.setenv(weights.MIRROR_VAR, "https://ghproxy.example/https://github.com/")
+    assert weights.rewrite_url(url) == "https://ghproxy.example/https://github.com/" + url[19:]
+    monkeypatch.setenv(weights.MIRROR_VAR, "https://mirror.example/gh")  # "/" added
+    assert weights.rewrite_url(url) == "https://mirror.example/gh/OpenTalker/SadTalker/" \
+        "releases/download/v0.0.2-rc/x.pth"
+    assert weights.rewrite_url("https://example.org/x.pth") == "https://example.org/x.pth"
+    assert weights.rewrite_url(url, {}) == url  # an explicit environment wins
+
+
+def test_github_weights_come_from_the_mirror(server, tmp_path, monkeypatch):
+    data = blob(20)
+    server.serve("/gh/owner/repo/releases/download/v1/w.pth", data)
+    monkeypatch.setenv(weights.MIRROR_VAR, server.base + "/gh/")
+    w = url_weight("https://github.com/owner/repo/releases/download/v1/w.pth", data)
+    fetch([w], tmp_path)
+    assert (tmp_path / "checkpoints/model.pth").read_bytes() == data
+    assert [s.path for s in server.log()] == ["/gh/owner/repo/releases/download/v1/w.pth"]
+    record = json.loads((tmp_path / "checkpoints/model.pth.sha256").read_text())
+    assert record["source"] == w.url  # the mirror serves the same file: recorded as the original
+
+
+# --- archives ----------------------------------------------------------------------------------
+
+FILES = {"det.onnx": blob(21, 5000), "sub/rec.onnx": blob(22, 7000)}
+
+
+def make_zip(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+    return out.getvalue()
+
+
+def make_tar(files: dict[str, bytes], compression: str = "",
+             extra: list[tarfile.TarInfo] = ()) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=f"w:{compression}") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tf.addfile(info)
+    return out.getvalue()
+
+
+def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+@pytest.mark.parametrize("suffix", ["zip", "tar", "tar.gz", "tgz", "tar.xz", "tar.bz2"])
+def test_archives_unpack_once(server, tmp_path, suffix):
+    compression = {"tar.gz": "gz", "tgz": "gz", "tar.xz": "xz", "tar.bz2": "bz2"}.get(suffix, "")
+    data = make_zip(FILES) if suffix == "zip" else make_tar(FILES, compression)
+    w = url_weight(server.serve(f"/pack.{suffix}", data), data, f"downloads/pack.{suffix}",
+                   unpack="models/pack")
+    assert weights.plan([w], tmp_path).items[0].action == "download+unpack"
+    final = fetch([w], tmp_path)
+    target = tmp_path / "models/pack"
+    assert {str(p.relative_to(target)): p.read_bytes() for p in target.rglob("*")
+            if p.is_file() and p.name != weights.UNPACKED_MARKER} == FILES
+    assert (target / weights.UNPACKED_MARKER).read_text().strip() == sha(data)
+    assert final.done and (tmp_path / f"downloads/pack.{suffix}").is_file()  # archive kept
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["pack"]  # no temp left
+    marker_time = (target / weights.UNPACKED_MARKER).stat().st_mtime_ns
+    fetch([w], tmp_path)
+    assert len(server.log()) == 1  # neither downloaded nor unpacked again
+    assert (target / weights.UNPACKED_MARKER).stat().st_mtime_ns == marker_time
+
+
+def test_an_unpacked_folder_stands_without_its_archive(server, tmp_path):
+    data = make_zip(FILES)
+    w = url_weight(server.serve("/pack.zip", data), data, "downloads/pack.zip",
+                   unpack="models/pack")
+    fetch([w], tmp_path)
+    (tmp_path / "downloads/pack.zip").unlink()  # to save space
+    assert weights.plan([w], tmp_path).done
+    fetch([w], tmp_path)
+    assert len(server.log()) == 1
+
+
+def test_a_folder_that_is_not_ours_is_not_overwritten(server, tmp_path):
+    data = make_zip(FILES)
+    w = url_weight(server.serve("/pack.zip", data), data, "downloads/pack.zip",
+                   unpack="models/pack")
+    (tmp_path / "models/pack").mkdir(parents=True)
+    (tmp_path / "models/pack/mine.txt").write_text("keep me")
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path)
+    assert "already exists" in caught.value.message and "move" in caught.value.tip
+    assert sorted(p.name for p in (tmp_path / "models/pack").iterdir()) == ["mine.txt"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["pack"]
+
+
+def evil_archives(outside: Path) -> dict[str, tuple[str, bytes]]:
+    """name → (suffix, archive bytes), each with one member that would land outside."""
+    ok = {"fine.txt": b"fine"}
+    return {
+        "zip-dotdot": ("zip", make_zip({**ok, "../evil": b"x"})),
+        "zip-absolute": ("zip", make_zip({**ok, str(outside / "abs_evil"): b"x"})),
+        "zip-symlink": ("zip", make_zip(ok, links={"etc": "/etc"})),
+        "tar-dotdot": ("tar", make_tar({**ok, "sub/../../evil": b"x"})),
+        "tar-absolute": ("tar.gz", make_tar({**ok, str(outside / "abs_evil"): b"x"}, "gz")),
+        "tar-symlink": ("tar", make_tar(ok, extra=[link("etc", "/etc")])),
+        "tar-symlink-up": ("tar", make_tar(ok, extra=[link("sub/up", "../../..")])),
+        "tar-hardlink": ("tar", make_tar(ok, extra=[link("h", "../evil", tarfile.LNKTYPE)])),
+        "tar-device": ("tar", make_tar(ok, extra=[link("null", "", tarfile.CHRTYPE)])),
+    }
+
+
+@pytest.mark.parametrize("case", list(evil_archives(Path("/x"))))
+def test_an_archive_reaching_outside_is_refused(server, tmp_path, case):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    suffix, data = evil_archives(outside)[case]
+    w = url_weight(server.serve(f"/evil.{suffix}", data), data, f"downloads/evil.{suffix}",
+                   unpack="models/evil")
+    with pytest.raises(UserError) as caught:
+        fetch([w], root)
+    assert caught.value.message.startswith(f"refusing to unpack {root / 'downloads'}")
+    assert "nothing was extracted" in caught.value.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "root"]
+    assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in (root / "models").iterdir()) == []  # no target, no temp
+
+
+# --- Hugging Face Hub (huggingface_hub's own code, against the stand-in as HF_ENDPOINT) ---------
+
+
+@pytest.fixture
+def hub(server, monkeypatch) -> Standin:
+    """The stand-in as HF_ENDPOINT, set after huggingface_hub was imported.
+
+    huggingface_hub reads its settings once, at import; the endpoint it read then is not the
+    stand-in, so only the endpoint weights.py passes at call time can reach it. Two settings are
+    turned off as their variables would (read at import too): telemetry, whose user-agent lookup
+    (GET {import-time endpoint}/api/agent-harnesses) would leave the machine, and sending a
+    token the developer may have saved.
+    """
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", server.base)
+    assert constants.ENDPOINT != server.base
+    return server
+
+
+@pytest.mark.parametrize("pinned", ["sha256", "revision"])
+def test_hub_download_through_hf_endpoint(hub, tmp_path, pinned):
+    data = blob(30)
+    revision = COMMIT if pinned == "revision" else "main"
+    path = f"/thb-test/tiny/resolve/{revision}/sub/model.bin"
+    hub.serve(path, data)
+    w = Weight("checkpoints/model.bin", len(data), sha(data) if pinned == "sha256" else None,
+               hf_repo="thb-test/tiny", hf_file="sub/model.bin",
+               hf_revision=COMMIT if pinned == "revision" else None)
+    final = fetch([w], tmp_path)
+    assert (tmp_path / "checkpoints/model.bin").read_bytes() == data
+    assert [(s.method, s.path) for s in hub.log()] == [("HEAD", path), ("GET", path)]
+    record = json.loads((tmp_path / "checkpoints/model.bin.sha256").read_text())
+    assert record["sha256"] == sha(data)
+    assert record["source"] == f"hf://thb-test/tiny@{revision}/sub/model.bin"
+    assert final.done and leftovers(tmp_path) == [
+        "checkpoints", "checkpoints/model.bin", "checkpoints/model.bin.sha256"]  # no staging
+    fetch([w], tmp_path)
+    assert len(hub.log()) == 2  # verified: not asked again
+
+
+def test_hub_bytes_are_checked_against_the_spec(hub, tmp_path):
+    data = blob(31)
+    hub.serve("/thb-test/tiny/resolve/main/model.bin", blob(32))
+    w = Weight("checkpoints/model.bin", len(data), sha(data), hf_repo="thb-test/tiny",
+               hf_file="model.bin")
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path)
+    assert caught.value.message.startswith("sha256 mismatch for checkpoints/model.bin")
+    assert leftovers(tmp_path) == ["checkpoints"]
+
+
+def test_hub_missing_file_is_a_clear_error(hub, tmp_path):
+    w = Weight("checkpoints/model.bin", 10, "0" * 64, hf_repo="thb-test/tiny",
+               hf_file="nope.bin")
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path)
+    assert "hf://thb-test/tiny@main/nope.bin" in caught.value.message
+    assert "not found" in caught.value.message and "hf_file" in caught.value.tip
+    assert leftovers(tmp_path) == ["checkpoints"]
+
+
+def test_the_hub_bar_takes_what_the_xet_download_path_sends():
+    """Xet-backed Hub files (most large ones) report progress through another path than the
+    stand-in can reach (it would need hf_xet's storage protocol): drive that reporter with our
+    bar class, as huggingface_hub does, and check every byte written is counted once."""
+    reporting = pytest.importorskip("huggingface_hub.utils._xet_progress_reporting")
+    counted: list[int] = []
+    with reporting.XetDownloadProgressReporter(
+            reconstruction_desc="model.bin", total=300, log_level=logging.INFO,
+            tqdm_class=weights._hub_bar_class(counted.append)) as reporter:
+        for written in (100, 300):
+            reporter.update_progress(SimpleNamespace(
+                total_bytes_completed=written, total_transfer_bytes_completed=written // 2,
+                total_bytes_completion_rate=1e6, total_transfer_bytes_completion_rate=1e6,
+                total_bytes=300))
+    assert sum(counted) == 300

@@ -1,0 +1,242 @@
+"""An upstream repository checked out at its pinned commit: fetched once, reused while pristine.
+
+``checkout(repo, dest)`` leaves ``dest`` a git checkout whose HEAD is ``repo.commit`` and whose
+tracked files are as committed. A checkout already in that state is left alone (no network),
+whatever untracked files it holds: weights are downloaded into the checkout, and an idempotent
+re-run must never cost a re-download.
+
+Anything else (no checkout yet, another commit, a tracked file edited or deleted) is rebuilt from
+scratch in a temporary folder beside ``dest`` and swapped in: ``dest`` is never half-fetched, a
+failed fetch leaves it exactly as it was, and no temporary folder is left behind.
+
+Files git does not track (downloaded weights, an upstream ``results/`` folder, a nested clone of a
+weights repository) move from the old checkout into the new one after the swap, except where the
+new commit tracks a file at the same path: there the committed file wins. They are moved, never
+copied (same filesystem, one rename each, so gigabytes cost nothing), and the old checkout is
+deleted only after every move succeeded; if a move fails the old checkout is kept beside ``dest``
+and the error names it, so nothing is lost. Files carried over are not vouched for: weights are
+checked against their sha256 by the downloader, not here. Edits to tracked files are discarded:
+the point of a rebuild is a pristine checkout (the log lists what was modified).
+
+``THB_GITHUB_MIRROR`` replaces the ``https://github.com/`` prefix of every URL fetched, for hosts
+that cannot reach GitHub: a proxy (``https://ghproxy.example/https://github.com/``) or a folder of
+bare mirrors (``file:///srv/mirror/`` holding ``example/model`` or ``example/model.git``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from thbench import proc
+from thbench.errors import UserError
+from thbench.specs import Repo
+from thbench.weights import MIRROR_VAR, rewrite_url  # one mirror rule for clones and downloads
+
+# Never prompt for a password (a missing or private repository fails instead of hanging);
+# never download LFS objects on checkout (weights come from our own downloader, sha256-checked).
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1"}
+# Inherited from a git hook or a wrapper, these would point every command at another repository.
+GIT_UNSET = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+             "GIT_COMMON_DIR", "GIT_NAMESPACE")
+LOCAL_TIMEOUT = 300  # init, status, checkout: seconds
+FETCH_TIMEOUT = 1800  # a full fetch of a big repository over a slow link
+
+
+def checkout(repo: Repo, dest: Path, *, log: Path | None) -> Path:
+    """Make ``dest`` a pristine checkout of ``repo.url`` at ``repo.commit``; return ``dest``.
+
+    Runs only two local git commands when ``dest`` already is one. Raises UserError when the
+    repository cannot be fetched or does not hold the commit; ``dest`` is then untouched.
+    """
+    dest = Path(dest)
+    state = _state(dest, log)
+    if state is not None and state.head == repo.commit and not state.modified:
+        return dest
+    if state is None and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise UserError(
+            f"{dest} exists and is not a git checkout, so it cannot be replaced by "
+            f"{repo.url} at {repo.commit[:12]}",
+            f"move {dest} away (or delete it) and run the same command again",
+        )
+    if state is not None and state.modified:
+        _note(log, f"{dest}: tracked files modified; rebuilding, which discards: "
+              + ", ".join(state.modified))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fresh = _beside(dest, "new")
+    try:
+        _fetch_commit(repo, fresh, log)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    _swap_in(fresh, dest, carry_untracked=state is not None, log=log)
+    return dest
+
+
+def _beside(dest: Path, tag: str) -> Path:
+    """A new empty folder next to ``dest`` (same filesystem: renames between them are atomic).
+
+    Made with mkdir, not tempfile.mkdtemp, so it gets the umask's mode rather than 0700: the
+    new checkout is this folder, renamed.
+    """
+    while True:
+        folder = dest.parent / f".{dest.name}.{tag}-{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def _git(repo_dir: Path, *args: str, log: Path | None, timeout: float = LOCAL_TIMEOUT,
+         **kwargs) -> proc.Completed:
+    """git on the repository at ``repo_dir`` only, never one found in a parent folder."""
+    argv = ["git", "--git-dir", str(repo_dir / ".git"), "--work-tree", str(repo_dir), *args]
+    return proc.run(argv, env=GIT_ENV, unset_env=GIT_UNSET, log=log, timeout=timeout, **kwargs)
+
+
+# --- the state of an existing folder ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _State:
+    head: str | None  # None: no readable HEAD (a broken checkout)
+    modified: tuple[str, ...]  # tracked paths that differ from HEAD
+
+
+def _state(dest: Path, log: Path | None) -> _State | None:
+    """HEAD and modified tracked files of the checkout at ``dest``; None if it is not one."""
+    if not (dest / ".git").exists():
+        return None
+    head = _git(dest, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", log=log,
+                capture=True, check=False)
+    status = _git(dest, "status", "--porcelain", "-z", "--untracked-files=no", log=log,
+                  capture=True, check=False)
+    if head.returncode != 0 or status.returncode != 0:
+        # Broken: rebuilt, keeping its untracked files if git can still list them.
+        listable = _git(dest, "ls-files", "--others", "-z", log=log, capture=True, check=False)
+        return _State(None, ()) if listable.returncode == 0 else None
+    modified = tuple(entry[3:] for entry in status.stdout.split("\0") if entry)
+    return _State(head.stdout.strip(), modified)
+
+
+# --- fetching --------------------------------------------------------------------------------
+
+
+def _fetch_commit(repo: Repo, work: Path, log: Path | None) -> None:
+    """Fill the empty folder ``work`` with a checkout of ``repo.commit``."""
+    url = rewrite_url(repo.url)
+    proc.run(["git", "init", "--quiet", "--initial-branch=thbench", str(work)], env=GIT_ENV,
+             unset_env=GIT_UNSET, log=log, timeout=LOCAL_TIMEOUT)
+    _git(work, "remote", "add", "origin", url, log=log)
+    if url != repo.url:  # provenance: what the mirror stands in for
+        _git(work, "remote", "add", "upstream", repo.url, log=log)
+    # GitHub serves any commit by id, so one shallow fetch is enough. A server that refuses
+    # objects it did not advertise (protocol v0 without uploadpack.allow*SHA1InWant) gets a
+    # full fetch of its branches and tags instead, which holds every commit worth pinning.
+    shallow = _git(work, "fetch", "--depth", "1", "--no-tags", "origin", repo.commit, log=log,
+                   timeout=FETCH_TIMEOUT, check=False)
+    if shallow.returncode != 0:
+        if shallow.returncode == -1:  # timed out: a second, bigger fetch would too
+            raise UserError(f"fetching {repo.commit} from {url} timed out after "
+                            f"{FETCH_TIMEOUT}s", _tip(repo, url))
+        _note(log, "fetching the commit by id failed; fetching every branch and tag instead")
+        try:
+            _git(work, "fetch", "--tags", "origin", log=log, timeout=FETCH_TIMEOUT)
+        except proc.CommandFailed as err:
+            raise UserError(f"cannot fetch {url} (for commit {repo.commit}): {_reason(err.tail)}",
+                            _tip(repo, url)) from None
+        found = _git(work, "cat-file", "-e", f"{repo.commit}^{{commit}}", log=log, check=False)
+        if found.returncode != 0:
+            raise UserError(f"commit {repo.commit} is not in {url} (none of its branches or "
+                            "tags holds it)", _tip(repo, url))
+    _git(work, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach",
+         repo.commit, log=log)
+    head = _git(work, "rev-parse", "HEAD", log=log, capture=True).stdout.strip()
+    if head != repo.commit:  # not expected from any git; but never hand out the wrong code
+        raise UserError(f"checking out {repo.commit} from {url} gave {head}", _tip(repo, url))
+
+
+def _tip(repo: Repo, url: str) -> str:
+    if url != repo.url:
+        network = (f"check that {MIRROR_VAR} ({os.environ.get(MIRROR_VAR)!r}) mirrors "
+                   f"{repo.url} and is reachable")
+    else:
+        network = (f"check the network, or set {MIRROR_VAR} to a prefix that replaces "
+                   "https://github.com/ (e.g. file:///srv/mirror/)")
+    return f"{network}; or check [repo] commit in the spec (a full 40-hex commit of {repo.url})"
+
+
+def _reason(tail: str) -> str:
+    """git's own explanation: its first fatal/error line, else its last line."""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line
+    return lines[-1] if lines else "no output"
+
+
+# --- swapping the new checkout in ------------------------------------------------------------
+
+
+def _swap_in(fresh: Path, dest: Path, *, carry_untracked: bool, log: Path | None) -> None:
+    """Rename ``fresh`` to ``dest``; move the old checkout's untracked files into it."""
+    if not dest.exists():
+        os.rename(fresh, dest)
+        return
+    aside = _beside(dest, "old")
+    old = aside / dest.name
+    os.rename(dest, old)  # renames within one folder tree: atomic, nothing copied
+    try:
+        os.rename(fresh, dest)
+    except BaseException:
+        os.rename(old, dest)
+        shutil.rmtree(fresh, ignore_errors=True)
+        os.rmdir(aside)
+        raise
+    if carry_untracked:
+        try:
+            _carry_untracked(old, dest, log)
+        except (OSError, proc.CommandFailed) as err:
+            raise UserError(
+                f"{dest} is the new checkout, but moving the old one's untracked files into "
+                f"it failed ({err}); those not moved are still in {old}",
+                f"move what you need from {old} into {dest}, then delete {aside}",
+            ) from None
+    shutil.rmtree(aside)
+
+
+def _carry_untracked(old: Path, new: Path, log: Path | None) -> None:
+    # Without --exclude-standard, ignored files are listed too (weights usually are ignored);
+    # a nested repository is listed once, as a folder ending in "/", and moves as a whole.
+    listed = _git(old, "ls-files", "--others", "-z", log=log, capture=True).stdout
+    for entry in filter(None, listed.split("\0")):
+        relative = entry.rstrip("/")
+        if _occupied(new, relative):
+            _note(log, f"not carried over (the new commit tracks this path): {relative}")
+            continue
+        (new / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.rename(old / relative, new / relative)
+
+
+def _occupied(root: Path, relative: str) -> bool:
+    """Whether ``root/relative`` exists, or one of its parents is something other than a folder."""
+    path = root
+    parts = Path(relative).parts
+    for i, part in enumerate(parts):
+        path = path / part
+        if not os.path.lexists(path):
+            return False
+        if i == len(parts) - 1 or path.is_symlink() or not path.is_dir():
+            return True
+    return True
+
+
+def _note(log: Path | None, text: str) -> None:
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(f"[thbench] {text}\n")

@@ -1,0 +1,751 @@
+"""Model weights: see what is missing, check the disk, download, verify, unpack.
+
+A weight (``specs.Weight``) lands at ``root / dest`` only once its size and sha256 check out,
+so ``dest`` either holds the right bytes or does not exist. Beside each verified file a sidecar
+``<dest>.sha256`` (JSON: digest, size, mtime, source) lets a re-run trust it without re-hashing
+gigabytes; a changed size or mtime means hashing again.
+
+Plain URLs (``url``) are fetched with requests into ``<dest>.part``, which outlives an interrupted
+run: the next attempt, or the next run, asks for the rest with ``Range``. Connection errors,
+timeouts, HTTP 408/429/5xx and bodies shorter than their Content-Length are retried with
+backoff, a bounded number of times; any other 4xx fails at once.
+
+Hub files (``hf_repo`` + ``hf_file`` at ``hf_revision``, or at ``main`` when only a sha256 pins
+them) go through ``huggingface_hub.hf_hub_download`` into a staging folder under ``root``, then
+are verified here and moved into place. huggingface_hub retries on its own and honours its own
+settings: ``HF_TOKEN`` (gated or private repositories), ``HF_HUB_OFFLINE``, ``HF_HUB_*``
+timeouts; ``HF_ENDPOINT`` (a Hub mirror) is read here at download time and passed on, because
+huggingface_hub reads it only once, at import. A Hub download does not resume across runs.
+(huggingface_hub 2.x also fetches ``/api/agent-harnesses`` from its endpoint for its
+user-agent string, unless ``HF_HUB_DISABLE_TELEMETRY=1``.)
+
+``THB_GITHUB_MIRROR`` replaces the ``https://github.com/`` prefix of URL weights (see
+:func:`rewrite_url`) for hosts that cannot reach GitHub.
+
+An archive weight (``unpack``) is extracted, after it verifies, into a temporary folder beside
+``root / unpack`` and renamed into place with a marker holding the archive's sha256, so it is
+unpacked once. An archive with a member that would land outside the folder (absolute name,
+``..``, a link pointing out, a device file) is refused whole. The archive is kept: its sidecar
+makes re-runs skip it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Self
+
+import requests
+import urllib3
+from rich.console import Console
+from rich.filesize import decimal
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from thbench.errors import UserError
+from thbench.specs import SHA256_RE, Weight
+
+GITHUB = "https://github.com/"
+MIRROR_VAR = "THB_GITHUB_MIRROR"
+PART_SUFFIX = ".part"
+SIDECAR_SUFFIX = ".sha256"
+UNPACKED_MARKER = ".thb-unpacked"  # inside an unpacked folder; holds the archive's sha256
+STAGING = ".thb-staging"  # under root: Hub downloads until they verify
+DISK_MARGIN = 256 * 1024**2  # left free after everything has landed
+UNPACK_FACTOR = 2  # an archive's contents are budgeted at this many times its size
+CHUNK = 1024 * 1024
+USER_AGENT = "talking-head-bench (requests)"
+
+
+def rewrite_url(url: str, environ: Mapping[str, str] | None = None) -> str:
+    """``url`` with its ``https://github.com/`` prefix replaced by ``$THB_GITHUB_MIRROR``.
+
+    The mirror is a prefix (a ``/`` is added if missing): a proxy such as
+    ``https://ghproxy.example/https://github.com/``, or a host laying files out like GitHub
+    (``https://mirror.example/github/`` serving ``<owner>/<repo>/releases/download/<tag>/<file>``).
+    Other URLs, and every URL while the variable is unset or empty, come back unchanged. Used for
+    weights and git clones alike (a ``file://`` mirror suits clones; downloads need http(s)).
+    """
+    mirror = (os.environ if environ is None else environ).get(MIRROR_VAR, "").strip()
+    if not mirror or not url.startswith(GITHUB):
+        return url
+    if not mirror.endswith("/"):
+        mirror += "/"
+    return mirror + url[len(GITHUB):]
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """How hard a plain-URL download tries; seconds throughout."""
+
+    attempts: int = 8  # requests in all, per file, before giving up
+    connect_timeout: float = 15.0
+    read_timeout: float = 60.0  # the longest silence before an attempt is dropped
+    backoff: float = 1.0  # pause after the first failure; doubles after each one
+    backoff_max: float = 30.0
+
+    def pause(self, failures: int, retry_after: float | None) -> float:
+        wanted = retry_after if retry_after is not None else self.backoff * 2 ** (failures - 1)
+        return min(wanted, self.backoff_max)
+
+
+# --- what is there: sidecars and the plan ----------------------------------------------------
+
+
+def _source(weight: Weight) -> str:
+    """Where a weight comes from, as recorded in its sidecar (mirrors serve the same bytes)."""
+    if weight.url:
+        return weight.url
+    return f"hf://{weight.hf_repo}@{weight.hf_revision or 'main'}/{weight.hf_file}"
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def _read_sidecar(path: Path, st: os.stat_result) -> dict | None:
+    """The sidecar's record if it describes ``path`` as it is now (same size and mtime)."""
+    try:
+        record = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(record, dict) or record.get("size") != st.st_size
+            or record.get("mtime_ns") != st.st_mtime_ns
+            or not SHA256_RE.match(str(record.get("sha256")))):
+        return None
+    return record
+
+
+def _write_sidecar(path: Path, digest: str, source: str) -> None:
+    st = path.stat()
+    record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "source": source}
+    tmp = path.with_name(path.name + SIDECAR_SUFFIX + ".tmp")
+    tmp.write_text(json.dumps(record) + "\n")
+    os.replace(tmp, _sidecar(path))
+
+
+def _hash_file(path: Path) -> hashlib._Hash:
+    hasher = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            hasher.update(chunk)
+    return hasher
+
+
+def _verified(weight: Weight, path: Path) -> str | None:
+    """The sha256 of ``path`` if it holds what ``weight`` describes, else None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or (weight.size is not None and st.st_size != weight.size):
+        return None
+    record = _read_sidecar(path, st)
+    if weight.sha256 is None:
+        # Nothing to check against but our own record of a download from the pinned revision.
+        return record["sha256"] if record and record.get("source") == _source(weight) else None
+    if record is not None:
+        return record["sha256"] if record["sha256"] == weight.sha256 else None
+    digest = _hash_file(path).hexdigest()
+    if digest != weight.sha256:
+        return None
+    _write_sidecar(path, digest, _source(weight))
+    return digest
+
+
+def _unpacked(target: Path, digest: str | None) -> bool:
+    try:
+        return digest is not None and (target / UNPACKED_MARKER).read_text().strip() == digest
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Item:
+    """One weight's state under a root: what is there and what is left to do."""
+
+    weight: Weight
+    path: Path  # root / dest
+    source: str  # the URL (mirror applied) or hf://repo@revision/file
+    present: bool  # on disk and verified
+    partial: int  # bytes already in <dest>.part, resumed by the download
+    to_download: int | None  # bytes still to fetch; None: size unknown until the server says
+    unpack_to: Path | None
+    unpacked: bool  # unpack_to holds this archive's contents
+
+    @property
+    def needs_fetch(self) -> bool:
+        return not (self.present or self.unpacked)
+
+    @property
+    def action(self) -> str:
+        """ok, download, resume, unpack, download+unpack or resume+unpack."""
+        if not self.needs_fetch:
+            return "unpack" if self.unpack_to and not self.unpacked else "ok"
+        fetch = "resume" if self.partial else "download"
+        return f"{fetch}+unpack" if self.unpack_to else fetch
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every weight's state under ``root`` and the totals; plain data, printable."""
+
+    root: Path
+    items: tuple[Item, ...]
+
+    @property
+    def to_fetch(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.needs_fetch)
+
+    @property
+    def to_download(self) -> int:
+        """Bytes still to download (files of unknown size count 0; see ``unknown_sizes``)."""
+        return sum(i.to_download or 0 for i in self.items)
+
+    @property
+    def unknown_sizes(self) -> int:
+        return sum(1 for i in self.items if i.needs_fetch and i.to_download is None)
+
+    @property
+    def to_unpack(self) -> int:
+        """Bytes budgeted for archives still to unpack."""
+        return sum(UNPACK_FACTOR * (i.weight.size or 0)
+                   for i in self.items if i.unpack_to and not i.unpacked)
+
+    @property
+    def done(self) -> bool:
+        return all(i.action == "ok" for i in self.items)
+
+    def lines(self) -> list[str]:
+        rows = []
+        for i in self.items:
+            size = decimal(i.weight.size) if i.weight.size else "size unknown"
+            if i.action == "ok":
+                what = f"{size}, verified" if i.present else "archive removed"
+                what += f", unpacked in {i.weight.unpack}" if i.unpack_to else ""
+            elif i.action == "unpack":
+                what = f"unpack into {i.weight.unpack}"
+            else:
+                left = (f"{decimal(i.to_download)} left of {size}"
+                        if i.partial and i.to_download is not None else size)
+                what = f"{left} from {i.source}"
+                if i.unpack_to:
+                    what += f", then unpack into {i.weight.unpack}"
+            rows.append(f"{i.action:<15} {i.weight.dest}  ({what})")
+        fetch = self.to_fetch
+        summary = f"{len(self.items)} weights under {self.root}: {len(fetch)} to fetch"
+        if fetch:
+            summary += f", {decimal(self.to_download)}"
+            if self.unknown_sizes:
+                summary += f" + {self.unknown_sizes} of unknown size"
+        return [*rows, summary]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def plan(weights: Iterable[Weight], root: Path) -> Plan:
+    """What is present and verified under ``root`` and what is left to fetch; no network.
+
+    Hashes a file only when it has no sidecar matching its size and mtime (then writes one).
+    """
+    root = Path(root)
+    items = []
+    for weight in weights:
+        path = root / weight.dest
+        digest = _verified(weight, path)
+        unpack_to = root / weight.unpack if weight.unpack else None
+        # An unpacked folder whose marker names the pinned archive needs nothing, archive or not.
+        unpacked = bool(unpack_to) and _unpacked(unpack_to, weight.sha256 or digest)
+        partial = 0
+        if digest is None and weight.url:
+            try:
+                partial = _part(path).stat().st_size
+            except OSError:
+                partial = 0
+            if weight.size is not None and partial > weight.size:
+                partial = 0  # longer than the file: restarted
+        if digest is not None or unpacked:
+            to_download: int | None = 0
+        else:
+            to_download = None if weight.size is None else weight.size - partial
+        source = rewrite_url(weight.url) if weight.url else _source(weight)
+        items.append(Item(weight, path, source, digest is not None, partial, to_download,
+                          unpack_to, unpacked))
+    return Plan(root, tuple(items))
+
+
+def existing_parent(path: Path) -> Path:
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_disk(the_plan: Plan, root: Path | None = None, *, margin: int = DISK_MARGIN) -> None:
+    """Refuse, before the first byte, when ``root``'s disk cannot hold what the plan needs.
+
+    Needed: the bytes still to download, ``UNPACK_FACTOR`` times each archive still to unpack,
+    and ``margin`` left over. ``root`` defaults to the plan's.
+    """
+    download, unpack = the_plan.to_download, the_plan.to_unpack
+    if not the_plan.to_fetch and not unpack:
+        return
+    where = existing_parent(root or the_plan.root)
+    free = shutil.disk_usage(where).free
+    need = download + unpack + margin
+    if free > need:
+        return
+    parts = f"{decimal(download)} to download"
+    if unpack:
+        parts += f" + {decimal(unpack)} to unpack"
+    raise UserError(
+        f"not enough disk space under {where}: the weights need {decimal(need)} "
+        f"({parts} + {decimal(margin)} to spare), {decimal(free)} is free",
+        f"free at least {decimal(need - free)} there and run the same command again "
+        "(weights already downloaded are kept)",
+    )
+
+
+# --- plain HTTP --------------------------------------------------------------------------------
+
+
+def _part(path: Path) -> Path:
+    return path.with_name(path.name + PART_SUFFIX)
+
+
+class _Transient(Exception):
+    """A failure worth another attempt; the message says what happened."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# A refused or dropped connection, a timeout, a short body: requests' errors while connecting,
+# urllib3's (requests' transport) while the body is read from response.raw.
+_NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError)
+
+
+class _PartFile:
+    """``<dest>.part`` and the running sha256 of the bytes in it, kept in step."""
+
+    def __init__(self, path: Path, on_bytes: Callable[[int], None]) -> None:
+        self.path, self.on_bytes = path, on_bytes
+        self.size = path.stat().st_size if path.is_file() else 0
+        # On resume, the bytes already there are hashed once, then the hash runs along.
+        self.hasher = _hash_file(path) if self.size else hashlib.sha256()
+
+    def restart(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.on_bytes(-self.size)
+        self.size, self.hasher = 0, hashlib.sha256()
+
+    def append(self, response: requests.Response) -> int:
+        # read1 hands over whatever has arrived (up to CHUNK): bytes before a cut or a stall
+        # reach the part and are not asked for again. The body is the file's own bytes
+        # (identity encoding), so nothing is decoded.
+        read = getattr(response.raw, "read1", response.raw.read)
+        received = 0
+        with self.path.open("ab") as fh:
+            while chunk := read(CHUNK, decode_content=False):
+                fh.write(chunk)
+                self.hasher.update(chunk)
+                self.size += len(chunk)
+                received += len(chunk)
+                self.on_bytes(len(chunk))
+        return received
+
+
+def _int_header(response: requests.Response, name: str) -> int | None:
+    value = response.headers.get(name, "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _attempt(url: str, part: _PartFile, weight: Weight, policy: HttpPolicy,
+             session: requests.Session) -> str:
+    """One request: append to the part what the server sends; return the part's sha256."""
+    headers = {"Accept-Encoding": "identity"}  # byte offsets must be the file's own
+    if part.size:
+        headers["Range"] = f"bytes={part.size}-"
+    timeout = (policy.connect_timeout, policy.read_timeout)
+    with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+        status = response.status_code
+        if status == 416 and part.size:
+            # Nothing past what we have: the part is the whole file, or it is not this file.
+            digest = part.hasher.hexdigest()
+            if ((weight.sha256 is None or digest == weight.sha256)
+                    and (weight.size is None or part.size == weight.size)):
+                return digest
+            part.restart()
+            raise _Transient("HTTP 416 for a partial file that does not verify: starting over")
+        if status in (408, 429) or status >= 500:
+            raise _Transient(f"HTTP {status} {response.reason}", _int_header(response, "Retry-After"))
+        if status not in (200, 206):
+            raise _http_refused(url, weight, status, response.reason)
+        if status == 206:
+            match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != part.size:
+                part.restart()
+                raise _Transient("the server sent another range than the one asked for")
+        elif part.size:
+            part.restart()  # the server ignored Range: the body is the whole file
+        promised = _int_header(response, "Content-Length")
+        received = part.append(response)
+        if promised is not None and received < promised:
+            raise _Transient(f"the body ended after {received} of {promised} bytes")
+        return part.hasher.hexdigest()
+
+
+def _http_refused(url: str, weight: Weight, status: int, reason: str) -> UserError:
+    mirror = f" (via {MIRROR_VAR}: check the mirror too)" if url != weight.url else ""
+    return UserError(
+        f"cannot download {weight.dest}: {url} answered HTTP {status} {reason}{mirror}",
+        "check that the weight's url in the model's spec.toml still serves the file; if it has "
+        "moved, update the spec's url, size and sha256",
+    )
+
+
+def _download(url: str, part: _PartFile, weight: Weight, policy: HttpPolicy,
+              session: requests.Session) -> str:
+    """Fetch ``url`` into the part, resuming and retrying; return the complete part's sha256."""
+    last = "no attempt made"
+    for attempt in range(1, policy.attempts + 1):
+        if weight.size is not None and part.size > weight.size:
+            part.restart()  # longer than the file: cannot be a prefix of it
+        retry_after = None
+        try:
+            return _attempt(url, part, weight, policy, session)
+        except _Transient as err:
+            last, retry_after = str(err), err.retry_after
+        except requests.exceptions.SSLError as err:  # a certificate problem does not go away
+            raise UserError(f"cannot download {url}: {err}",
+                            "fix the TLS setup (REQUESTS_CA_BUNDLE for a private CA) or use a "
+                            f"mirror ({MIRROR_VAR}), then run the same command again") from None
+        except _NETWORK_ERRORS as err:
+            last = f"{type(err).__name__}: {err}"
+        except requests.RequestException as err:  # a malformed URL, a redirect loop
+            raise UserError(f"cannot download {url}: {err}",
+                            "check the weight's url in the model's spec.toml") from None
+        if attempt < policy.attempts:
+            time.sleep(policy.pause(attempt, retry_after))
+    resume = f"it resumes from {part.path}" if part.size else "it starts over"
+    raise UserError(
+        f"could not download {url}: {policy.attempts} attempts failed, the last with: {last}",
+        f"check the network (for hosts that cannot reach GitHub, set {MIRROR_VAR} to a mirror "
+        f"prefix; for the Hugging Face Hub, HF_ENDPOINT) and run the same command again: {resume}",
+    )
+
+
+def _place(got: Path, weight: Weight, dest: Path, digest: str, where: str) -> None:
+    """Check size and sha256 of ``got``, then move it to ``dest`` and record the sidecar."""
+    tip = (f"run the same command again to download it afresh from {where}; if it fails the "
+           "same way, the file changed upstream: report it (the spec pins the old file)")
+    size = got.stat().st_size
+    if weight.size is not None and size != weight.size:
+        got.unlink()
+        raise UserError(f"size mismatch for {weight.dest}: expected {weight.size} bytes, "
+                        f"got {size}", tip)
+    if weight.sha256 is not None and digest != weight.sha256:
+        got.unlink()
+        raise UserError(f"sha256 mismatch for {weight.dest}: expected {weight.sha256}, "
+                        f"got {digest}", tip)
+    os.replace(got, dest)
+    _write_sidecar(dest, digest, _source(weight))
+
+
+def _fetch_url(item: Item, policy: HttpPolicy, session: requests.Session,
+               on_bytes: Callable[[int], None]) -> None:
+    url = item.source
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"cannot download {url}: not an http(s) URL",
+                        f"set {MIRROR_VAR} to an http(s) prefix for weights, or unset it")
+    part = _part(item.path)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    digest = _download(url, _PartFile(part, on_bytes), item.weight, policy, session)
+    _place(part, item.weight, item.path, digest, url)
+
+
+# --- Hugging Face Hub --------------------------------------------------------------------------
+
+
+class _HubBar:
+    """Enough of tqdm for ``hf_hub_download(tqdm_class=...)``: bytes written go to our bars.
+
+    huggingface_hub makes one per plain download and, on Xet-backed repositories, one shared by
+    the bytes written and the bytes received (since it has ``update_transfer``). Only bytes
+    written count, as for plain URLs; the rest of what it calls is display and does nothing.
+    """
+
+    on_bytes: Callable[[int], None] = staticmethod(lambda n: None)
+
+    def __init__(self, *_args, total: float | None = None, **_kwargs) -> None:
+        self.n, self.total = 0, total
+
+    def update(self, n: float = 1) -> None:
+        self.n += int(n)
+        self.on_bytes(int(n))
+
+    def update_transfer(self, n: float = 1) -> None:
+        pass
+
+    def set_postfix_str(self, *_args, **_kwargs) -> None:
+        pass
+
+    set_transfer_postfix_str = set_description = set_postfix_str
+
+    def refresh(self, *_args, **_kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+def _hub_bar_class(on_bytes: Callable[[int], None]) -> type[_HubBar]:
+    # A class, not a partial: huggingface_hub looks for update_transfer on the class itself.
+    return type("HubBar", (_HubBar,), {"on_bytes": staticmethod(on_bytes)})
+
+
+def _hub_transport_errors() -> tuple[type[BaseException], ...]:
+    """Errors huggingface_hub lets through after its own retries: OSError and its HTTP client's
+    base error (requests, httpx or httpx2 by version), read off ``HfHubHTTPError``'s bases."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return tuple(c for c in HfHubHTTPError.__mro__ if c not in (Exception, BaseException, object))
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    if err.__cause__ is not None and str(err.__cause__).strip():
+        text += f" ({_first_line(err.__cause__)})"
+    return text
+
+
+def _fetch_hub(item: Item, root: Path, on_bytes: Callable[[int], None]) -> None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    weight = item.weight
+    assert weight.hf_repo and weight.hf_file
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
+    where = f"{item.source} on {endpoint or 'https://huggingface.co'}"
+    network_tip = ("check the network (or set HF_ENDPOINT to a Hub mirror) and run the same "
+                   "command again")
+    # One staging folder per weight, under root: same filesystem as dest, so the move is a rename.
+    staging = root / STAGING / hashlib.sha256(weight.dest.encode()).hexdigest()[:16]
+    try:
+        try:
+            got = hf_hub_download(
+                repo_id=weight.hf_repo, filename=weight.hf_file,
+                revision=weight.hf_revision or "main", local_dir=staging, endpoint=endpoint,
+                tqdm_class=_hub_bar_class(on_bytes),  # type: ignore[arg-type]
+            )
+        except LocalEntryNotFoundError as err:  # the Hub could not be asked; an EntryNotFoundError
+            raise UserError(f"could not download {where}: {_first_line(err)}", network_tip) from None
+        except GatedRepoError as err:
+            raise UserError(f"{weight.hf_repo} is gated: {_first_line(err)}",
+                            "accept its terms on the Hub, set HF_TOKEN to a token of yours and "
+                            "run the same command again") from None
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
+            raise UserError(
+                f"{where} was not found: {_first_line(err)}",
+                "check hf_repo, hf_file and hf_revision in the model's spec.toml (a private "
+                "repository also needs HF_TOKEN)") from None
+        except _hub_transport_errors() as err:
+            raise UserError(f"could not download {where}: {_first_line(err)}", network_tip) from None
+        got_path = Path(got)
+        _place(got_path, weight, item.path, _hash_file(got_path).hexdigest(), where)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staging.parent.rmdir()  # the shared STAGING folder, once empty
+        except OSError:
+            pass
+
+
+# --- archives ----------------------------------------------------------------------------------
+
+
+def _refuse(archive: Path, name: str, why: str) -> UserError:
+    return UserError(
+        f"refusing to unpack {archive}: member {name!r} {why}; nothing was extracted",
+        "the archive verified against the spec's sha256, so this is upstream's doing: report it "
+        "and do not unpack it by hand",
+    )
+
+
+def _check_name(archive: Path, name: str) -> None:
+    """Refuse a member name that is absolute or climbs out with ``..`` (either separator)."""
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        raise _refuse(archive, name, "has an absolute path")
+    if ".." in re.split(r"[\\/]", name):
+        raise _refuse(archive, name, "climbs out of the folder with '..'")
+
+
+def _extract_zip(archive: Path, into: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        for info in members:
+            _check_name(archive, info.filename)
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0: no Unix file type recorded
+            if kind == stat.S_IFLNK:
+                raise _refuse(archive, info.filename, "is a symbolic link")
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                raise _refuse(archive, info.filename, "is a device or other special file")
+        base = into.resolve()
+        for info in members:
+            out = into.joinpath(*PurePosixPath(info.filename).parts)
+            if not out.resolve().is_relative_to(base):
+                raise _refuse(archive, info.filename, "lands outside the folder")
+            if info.is_dir():
+                out.mkdir(parents=True, exist_ok=True)
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, out.open("wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+
+
+def _extract_tar(archive: Path, into: Path) -> None:
+    with tarfile.open(archive) as tf:  # compression detected from the content
+        members = tf.getmembers()
+        for m in members:
+            _check_name(archive, m.name)
+            if m.issym() or m.islnk():
+                # A symlink resolves from its own folder, a hard link from the archive's root.
+                start = posixpath.dirname(m.name) if m.issym() else ""
+                target = posixpath.normpath(posixpath.join(start, m.linkname))
+                if m.linkname.startswith("/") or target == ".." or target.startswith("../"):
+                    raise _refuse(archive, m.name, f"links outside the folder ({m.linkname})")
+            elif not (m.isfile() or m.isdir()):
+                raise _refuse(archive, m.name, "is a device or other special file")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: the standard library checks too
+            tf.extractall(into, members=members, filter="data")
+        else:  # pragma: no cover
+            tf.extractall(into, members=members)
+
+
+def unpack_archive(archive: Path, target: Path, digest: str) -> None:
+    """Make ``target`` hold exactly the members of ``archive`` (sha256 ``digest``), once.
+
+    .zip, .tar, .tar.gz/.tgz, .tar.xz and .tar.bz2. Extracts into a temporary folder beside
+    ``target`` and renames it into place, with the marker; a folder we unpacked from another
+    archive is replaced, anything else already at ``target`` is an error (nothing is touched).
+    Raises UserError, extracting nothing, if any member would land outside ``target``.
+    """
+    if _unpacked(target, digest):
+        return
+    ours = target.is_dir() and not target.is_symlink() and (
+        (target / UNPACKED_MARKER).is_file() or not any(target.iterdir()))
+    if (target.exists() or target.is_symlink()) and not ours:
+        raise UserError(f"{target} already exists and was not unpacked from {archive.name}",
+                        f"move {target} away (or delete it) and run the same command again")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unpacking", dir=target.parent))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would stick to target
+        try:
+            if archive.name.endswith(".zip"):
+                _extract_zip(archive, tmp)
+            else:
+                _extract_tar(archive, tmp)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+            raise UserError(f"cannot unpack {archive}: {err}",
+                            "the archive matches the spec's sha256, so the spec names a file that "
+                            "is not a readable archive: report it") from None
+        (tmp / UNPACKED_MARKER).write_text(digest + "\n")
+        if target.exists():
+            old = target.with_name(tmp.name + ".old")
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- all together ------------------------------------------------------------------------------
+
+
+def fetch_all(weights: Iterable[Weight], root: Path, *, console: Console | None = None,
+              policy: HttpPolicy = HttpPolicy(), margin: int = DISK_MARGIN) -> Plan:
+    """Make every weight present and verified under ``root``, unpacked where asked; return the
+    final plan.
+
+    Verified files cost no request. The disk is checked before the first byte. A progress bar
+    per file and one for all (bytes, speed, time left) go to ``console``. Raises UserError on
+    anything the user can act on; a re-run resumes plain-URL downloads.
+    """
+    weights, root = tuple(weights), Path(root)
+    before = plan(weights, root)
+    if before.done:
+        return before
+    check_disk(before, root, margin=margin)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    fetch = before.to_fetch
+    with requests.Session() as session, Progress(*columns, console=console) as progress:
+        session.headers["User-Agent"] = USER_AGENT
+        sizes = [i.weight.size for i in fetch]
+        overall = progress.add_task(
+            "total", total=None if None in sizes else sum(sizes),  # type: ignore[arg-type]
+            completed=sum(i.partial for i in fetch))
+        for item in before.items:
+            try:
+                if item.needs_fetch:
+                    task = progress.add_task(item.weight.dest, total=item.weight.size,
+                                             completed=item.partial)
+                    on_bytes = functools.partial(_advance, progress, (task, overall))
+                    item.path.parent.mkdir(parents=True, exist_ok=True)
+                    if item.weight.url:
+                        _fetch_url(item, policy, session, on_bytes)
+                    else:
+                        _fetch_hub(item, root, on_bytes)
+                if item.unpack_to and not item.unpacked:
+                    digest = _verified(item.weight, item.path)
+                    assert digest is not None  # just placed, or present
+                    unpack_archive(item.path, item.unpack_to, digest)
+            except OSError as err:  # network errors are dealt with above: this is the disk
+                raise UserError(f"cannot write {err.filename or item.path}: "
+                                f"{err.strerror or err}",
+                                f"check free space and permissions under {root}, then run the "
+                                "same command again (finished files are kept)") from None
+    return plan(weights, root)
+
+
+def _advance(progress: Progress, tasks: tuple[TaskID, ...], n: int) -> None:
+    for task in tasks:
+        progress.advance(task, n)
