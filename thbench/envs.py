@@ -115,11 +115,20 @@ class Env:
         if any(not (self.weights_root / w.dest).exists() and not w.unpack
                for w in self.spec.weights):
             return False  # deleted since setup; stat only, the hashes were checked then
+        torch = stamp.get("torch") or {}
+        if torch.get("version") and _torch_dist_version(self.venv) != torch["version"]:
+            return False  # replaced after setup (a stray `pip install` in the env)
         try:
             proc.run([self.python, "-c", "pass"], timeout=60)
         except (proc.CommandFailed, UserError):
             return False
         return True
+
+
+def _torch_dist_version(venv: Path) -> str | None:
+    """torch's version from its dist-info folder name: no interpreter start needed."""
+    found = sorted(venv.glob("lib/python3*/site-packages/torch-*.dist-info"))
+    return found[0].name.removeprefix("torch-").removesuffix(".dist-info") if found else None
 
 
 def require_ready(spec: Spec) -> Env:

@@ -1,0 +1,140 @@
+"""A loopback HTTP server standing in for GitHub release assets and the HuggingFace Hub.
+
+It serves seeded byte blobs with Range support and misbehaves per path as told (cuts, stalls,
+503s, ignored Range), and answers ``/{repo}/resolve/{revision}/{file}`` as the Hub does.
+Used by test_weights.py and the end-to-end setup test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"  # what the Hub stand-in names as revision
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Route:
+    data: bytes
+    mode: str = "ok"  # ok | 404 | 503_once | 503_always | cut_once | stall_once | slow_once | ignore_range
+    cut: int = 0  # bytes sent before cutting or stalling
+    delay: float = 0.0  # seconds of silence (slow_once, stall_once)
+    fired: bool = False  # a *_once misbehaviour has happened
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    range: str | None
+
+
+class Standin:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.routes: dict[str, Route] = {}
+        self.seen: list[Seen] = []
+        self.lock = threading.Lock()
+
+    def serve(self, path: str, data: bytes, **how) -> str:
+        self.routes[path] = Route(data, **how)
+        return self.base + path
+
+    def log(self, path: str | None = None) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if path is None or s.path == path]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ThreadingHTTPServer
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.answer(body=True)
+
+    def do_HEAD(self) -> None:
+        self.answer(body=False)
+
+    def answer(self, body: bool) -> None:
+        standin: Standin = self.server.standin  # type: ignore[attr-defined]
+        path, asked = self.path.split("?")[0], self.headers.get("Range")
+        with standin.lock:
+            standin.seen.append(Seen(self.command, path, asked))
+            route = standin.routes.get(path)
+            once = bool(route and body and route.mode.endswith("_once") and not route.fired)
+            if once:
+                route.fired = True  # type: ignore[union-attr]
+        try:
+            self.respond(route, asked, body, once)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up first (the timeout tests)
+
+    def empty(self, status: int, **headers: str) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def respond(self, route: Route | None, asked: str | None, body: bool, once: bool) -> None:
+        if route is None or route.mode == "404":
+            return self.empty(404, X_Error_Code="EntryNotFound")
+        if route.mode == "503_always" or (once and route.mode == "503_once"):
+            return self.empty(503)
+        if once and route.mode == "slow_once":
+            time.sleep(route.delay)
+        data, start = route.data, 0
+        match = re.fullmatch(r"bytes=(\d+)-", asked or "")
+        if match and route.mode != "ignore_range":
+            start = int(match.group(1))
+            if start >= len(data):
+                return self.empty(416, Content_Range=f"bytes */{len(data)}")
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        rest = data[start:]
+        self.send_header("Content-Length", str(len(rest)))
+        self.send_header("ETag", f'"{sha(data)}"')
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.end_headers()
+        if not body:
+            return None
+        if once and route.mode in ("cut_once", "stall_once"):
+            self.wfile.write(rest[: route.cut])
+            self.wfile.flush()
+            if route.mode == "stall_once":
+                time.sleep(route.delay)
+            return None  # the connection closes short of Content-Length
+        self.wfile.write(rest)
+        return None
+
+
+@contextmanager
+def serving() -> Iterator[Standin]:
+    """A loopback HTTP stand-in for GitHub releases and the Hub, shut down on exit."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = False  # so server_close waits for a handler still sleeping
+    standin = Standin(f"http://127.0.0.1:{httpd.server_address[1]}")
+    httpd.standin = standin  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
+    thread.start()
+    try:
+        yield standin
+    finally:
+        httpd.shutdown()
+        httpd.server_close()  # joins handler threads: a stalled one sleeps at most its delay
+        thread.join(timeout=5)
