@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from rich.console import Console
 
 import thbench
@@ -298,11 +299,22 @@ def _infer(model: Spec, env: envs.Env, image: Path, speech: Path, run_dir: Path,
            work_dir: Path) -> Path:
     values = {"python": str(env.python), "spec_dir": str(model.folder), "image": str(image),
               "audio": str(speech), "work_dir": str(work_dir), "run_dir": str(run_dir),
-              "repo": str(env.root / "repo")}
+              "repo": str(env.repo)}
     argv = model.command.expand(values)
     cwd = Path(specs.expand(model.command.cwd, values)) if model.command.cwd else work_dir
     log = run_dir / "logs" / "inference.log"
-    proc.run(argv, cwd=cwd, log=log, timeout=model.command.timeout)
+    # Upstream scripts write fixed temp files in their checkout (Wav2Lip's temp/, Audio2Head's
+    # results/temp.wav): one inference per env at a time, others wait.
+    lock = FileLock(str(env.root) + ".run.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        console.print(f"[yellow]another {model.name} run is using {env.root}; waiting for it…")
+        lock.acquire()
+    try:
+        proc.run(argv, cwd=cwd, log=log, timeout=model.command.timeout)
+    finally:
+        lock.release()
     assert model.command.output is not None
     found = sorted(work_dir.glob(model.command.output), key=lambda p: p.stat().st_mtime)
     if not found:

@@ -1,0 +1,27 @@
+"""Fixtures shared by several test modules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from thbench import cli
+from thbench.specs import Kind
+
+
+@pytest.fixture(scope="session")
+def ready_envs(tmp_path_factory) -> Path:
+    """still + Piper + face check, built once per test session in a folder of their own."""
+    root = tmp_path_factory.mktemp("envs")
+    old = os.environ.get("THB_ENVS_DIR")
+    os.environ["THB_ENVS_DIR"] = str(root)
+    try:
+        cli.setup_for_run(Kind.MODEL, "still")
+    finally:
+        if old is None:
+            os.environ.pop("THB_ENVS_DIR")
+        else:
+            os.environ["THB_ENVS_DIR"] = old
+    return root
