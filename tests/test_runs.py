@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from thbench import cli, paths, proc
+from thbench import cli, gpu, paths, proc
 
 pytestmark = pytest.mark.slow
 FACE = paths.REPO_ROOT / "assets" / "face.png"
@@ -164,3 +164,11 @@ def test_unwritable_output_folder(ready_envs, bad_files):
                     envs_dir=ready_envs, outputs=bad_files["unwritable"])
     shown = assert_clean_error(result, "cannot write run folders")
     assert "--outputs DIR" in shown
+
+
+@pytest.mark.skipif(bool(gpu.detect()), reason="this machine has an NVIDIA GPU")
+def test_gpu_only_model_refuses_before_asking_for_setup(tmp_path, outputs):
+    result = invoke("run", "echomimic", "--image", str(FACE), "--text", "hi",
+                    envs_dir=tmp_path / "empty-envs", outputs=outputs)
+    shown = assert_clean_error(result, "'echomimic' needs an NVIDIA GPU")
+    assert "setup" not in shown

@@ -7,8 +7,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from thbench import check, envs, paths, runs, specs
-from thbench.specs import Kind
+from thbench import check, envs, gpu, paths, runs, specs
+from thbench.specs import Gpu, Kind
 
 console = Console(highlight=False)
 DEFAULT_TTS = "piper"
@@ -19,7 +19,11 @@ DEMO_TEXT = paths.REPO_ROOT / "assets" / "sample.txt"
 def setup_for_run(kind: Kind, name: str, *, force: bool = False, profile: str | None = None,
                   dry_run: bool = False) -> None:
     """Set up one env; a model also gets what `run` needs beside it (default TTS, face check)."""
-    envs.setup(specs.get(kind, name), force=force, profile=profile, dry_run=dry_run)
+    spec = specs.get(kind, name)
+    if spec.gpu is Gpu.REQUIRED and not gpu.detect():
+        console.print(f"[yellow]Note: '{name}' needs an NVIDIA GPU to run, and this machine has "
+                      "none; setting it up anyway.")
+    envs.setup(spec, force=force, profile=profile, dry_run=dry_run)
     if kind is Kind.MODEL:
         envs.setup(specs.get(Kind.TTS, DEFAULT_TTS), dry_run=dry_run)
         envs.setup(specs.get(Kind.CHECK, "face"), dry_run=dry_run)

@@ -37,7 +37,7 @@ from thbench.errors import UserError
 from thbench.specs import DEFAULT_PROFILE, Spec
 
 STAMP_SCHEMA = 1
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 HEALTH_PROBE = Path(__file__).with_name("health_probe.py")  # runs under the env's Python
 

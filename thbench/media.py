@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import wave
@@ -83,8 +84,9 @@ def path_arg(path: Path) -> str:
 
 
 def _first_line(text: str) -> str:
+    """The first non-empty line, without ffmpeg's "[png @ 0x55d…] " context prefix."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else ""
+    return re.sub(r"^\[[^\]]+ @ 0x[0-9a-f]+\] ", "", lines[0]) if lines else ""
 
 
 def probe(path: Path, *, tip: str | None = None, expected: str | None = None) -> dict:

@@ -37,7 +37,7 @@ from thbench.specs import Gpu, Kind, Spec
 
 RUN_SCHEMA = 1
 MAX_TEXT_CHARS = 5000
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _validate(req: Request) -> tuple[Spec, Spec | None, Path]:
     if (req.text is None) == (req.audio is None):
         both = req.text is not None
         raise UserError(
-            "give either --text or --audio, " + ("not both" if both else "one of them"),
+            "give either --text or --audio, " + ("not both" if both else "(neither was given)"),
             'e.g. `uv run invoke run still --image assets/face.png --text "Hello there"`',
         )
     if req.text is not None:
@@ -217,9 +217,9 @@ def run(req: Request) -> Result:
     image = req.image.expanduser().resolve()
     image_info = media.validate_image(image)
     audio_info = media.validate_audio(req.audio.expanduser().resolve()) if req.audio else None
+    gpus = _require_gpu(model)  # before the env: no point setting up what cannot run here
     model_env = envs.require_ready(model)
     tts_env = envs.require_ready(tts) if tts else None
-    gpus = _require_gpu(model)
     face = _face_check(image) if req.face_check else None
 
     run_id, run_dir = _make_run_dir(outputs, model.name)
