@@ -128,3 +128,11 @@ def test_unknown_model_suggests_the_closest():
     with pytest.raises(UserError) as caught:
         specs.get(Kind.MODEL, "sadtalkr")
     assert "did you mean 'sadtalker'" in caught.value.message
+
+
+def test_a_weight_names_exactly_one_source(tmp_path):
+    text = GOOD_MODEL.replace('url = "https://example.org/w.pth"',
+                              'url = "https://example.org/w.pth"\nmanual = "Drive file x"')
+    path = write_spec(tmp_path, Kind.MODEL, "demo", text)
+    _, problems = specs.parse(path, Kind.MODEL)
+    assert any("give exactly one of url, hf_repo or manual" in p for p in problems)

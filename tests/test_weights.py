@@ -486,3 +486,20 @@ def test_the_hub_bar_takes_what_the_xet_download_path_sends():
                 total_bytes_completion_rate=1e6, total_transfer_bytes_completion_rate=1e6,
                 total_bytes=300))
     assert sum(counted) == 300
+
+
+def test_manual_weight_stops_setup_until_placed_then_is_recorded(server, tmp_path):
+    manual = Weight(dest="checkpoints/model.pth.tar", size=None, sha256=None,
+                    manual="Google Drive file abc, e.g. `gdown abc`")
+    with pytest.raises(UserError) as caught:
+        fetch([manual], tmp_path)
+    assert str(tmp_path / "checkpoints/model.pth.tar") in caught.value.message
+    assert "gdown abc" in caught.value.message and "run the same setup" in caught.value.tip
+    assert weights.plan([manual], tmp_path).items[0].action == "by hand"
+    placed = tmp_path / "checkpoints/model.pth.tar"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(blob(21, 5000))
+    final = fetch([manual], tmp_path)
+    assert final.done and server.log() == []
+    record = json.loads((tmp_path / "checkpoints/model.pth.tar.sha256").read_text())
+    assert record["sha256"] == sha(blob(21, 5000)) and record["source"].startswith("by hand")

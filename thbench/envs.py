@@ -314,6 +314,8 @@ def _build(env: Env) -> dict:
     if spec.repo:
         with _step(f"check out {spec.repo.url} at {spec.repo.commit[:12]}"):
             repo.checkout(spec.repo, env.repo, log=env.log)
+    if any(w.manual for w in spec.weights):  # before the long installs: a person must act
+        weights.require_manual(weights.plan(spec.weights, env.weights_root))
     with _step(f"find Python {spec.python}"):
         interpreter = find_python(spec.python, env.log)
     with _step(f"create venv with {interpreter}"):

@@ -123,6 +123,7 @@ class Weight:
     hf_file: str | None = None
     hf_revision: str | None = None
     unpack: str | None = None  # archive: extract into this folder (relative, like dest)
+    manual: str | None = None  # no download URL we may use: where a person gets the file
 
 
 @dataclass(frozen=True)
@@ -411,7 +412,8 @@ def _repo(checker: _Checker, spec: dict[str, Any]) -> Repo | None:
 def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
     items = checker.get(spec, "weights", list, "[[weights]] tables", required=False) or []
     result = []
-    allowed = ["dest", "size", "sha256", "url", "hf_repo", "hf_file", "hf_revision", "unpack"]
+    allowed = ["dest", "size", "sha256", "url", "hf_repo", "hf_file", "hf_revision", "unpack",
+               "manual"]
     for i, table in enumerate(items):
         prefix = f"weights[{i}]."
         if not isinstance(table, dict):
@@ -436,8 +438,11 @@ def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
         if unpack and not re.search(r"\.(zip|tar|tar\.gz|tgz|tar\.xz|tar\.bz2)$", dest or ""):
             checker.bad(f"{prefix}unpack", unpack, "dest must name a .zip or .tar[.gz|.xz|.bz2]",
                         'dest = "downloads/buffalo_l.zip"')
-        if (url is None) == (hf_repo is None):
-            checker.bad(f"{prefix}url", url, "give exactly one of url or hf_repo", '"https://…"')
+        manual = checker.get(table, "manual", str, '"Google Drive file <id>: gdown <id>"', prefix,
+                             required=False)
+        if sum(x is not None for x in (url, hf_repo, manual)) != 1:
+            checker.bad(f"{prefix}url", url, "give exactly one of url, hf_repo or manual",
+                        '"https://…"')
         if hf_repo and not (hf_file and (hf_rev or sha)):
             checker.bad(f"{prefix}hf_file", hf_file,
                         "an hf_repo weight needs hf_file and an hf_revision or sha256",
@@ -445,7 +450,7 @@ def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
         if url and not sha:
             checker.bad(f"{prefix}sha256", sha, "a url weight needs its sha256", '"<64 hex>"')
         if dest:
-            result.append(Weight(dest, size, sha, url, hf_repo, hf_file, hf_rev, unpack))
+            result.append(Weight(dest, size, sha, url, hf_repo, hf_file, hf_rev, unpack, manual))
     return tuple(result)
 
 

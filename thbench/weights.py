@@ -116,6 +116,8 @@ def _source(weight: Weight) -> str:
     """Where a weight comes from, as recorded in its sidecar (mirrors serve the same bytes)."""
     if weight.url:
         return weight.url
+    if weight.manual:
+        return f"by hand: {weight.manual}"
     return f"hf://{weight.hf_repo}@{weight.hf_revision or 'main'}/{weight.hf_file}"
 
 
@@ -161,6 +163,12 @@ def _verified(weight: Weight, path: Path) -> str | None:
     if not stat.S_ISREG(st.st_mode) or (weight.size is not None and st.st_size != weight.size):
         return None
     record = _read_sidecar(path, st)
+    if weight.sha256 is None and weight.manual:
+        # Placed by hand with nothing published to check against: hash once, for the record.
+        if record is None:
+            _write_sidecar(path, _hash_file(path).hexdigest(), _source(weight))
+            record = _read_sidecar(path, path.stat())
+        return record["sha256"] if record else None
     if weight.sha256 is None:
         # Nothing to check against but our own record of a download from the pinned revision.
         return record["sha256"] if record and record.get("source") == _source(weight) else None
@@ -202,6 +210,8 @@ class Item:
         """ok, download, resume, unpack, download+unpack or resume+unpack."""
         if not self.needs_fetch:
             return "unpack" if self.unpack_to and not self.unpacked else "ok"
+        if self.weight.manual:
+            return "by hand"
         fetch = "resume" if self.partial else "download"
         return f"{fetch}+unpack" if self.unpack_to else fetch
 
@@ -245,6 +255,8 @@ class Plan:
                 what += f", unpacked in {i.weight.unpack}" if i.unpack_to else ""
             elif i.action == "unpack":
                 what = f"unpack into {i.weight.unpack}"
+            elif i.action == "by hand":
+                what = f"not downloadable here; get it from {i.weight.manual}"
             else:
                 left = (f"{decimal(i.to_download)} left of {size}"
                         if i.partial and i.to_download is not None else size)
@@ -293,6 +305,16 @@ def plan(weights: Iterable[Weight], root: Path) -> Plan:
         items.append(Item(weight, path, source, digest is not None, partial, to_download,
                           unpack_to, unpacked))
     return Plan(root, tuple(items))
+
+
+def require_manual(the_plan: Plan) -> None:
+    """ERROR + TIP when a weight that only a person can download is not in place yet."""
+    missing = [i for i in the_plan.to_fetch if i.weight.manual]
+    if missing:
+        raise UserError(
+            "weights that must be downloaded by hand are missing: " + "; ".join(
+                f"{i.path} ({i.weight.manual})" for i in missing),
+            "download each to the path named, then run the same setup command again")
 
 
 def existing_parent(path: Path) -> Path:
@@ -713,6 +735,7 @@ def fetch_all(weights: Iterable[Weight], root: Path, *, console: Console | None 
     before = plan(weights, root)
     if before.done:
         return before
+    require_manual(before)
     check_disk(before, root, margin=margin)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())
