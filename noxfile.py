@@ -26,15 +26,20 @@ except UserError as err:  # a broken spec stops everything, loudly, with every p
 
 
 def _setup_options(session: nox.Session) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"nox -s {session.name} --", exit_on_error=False)
+    parser = argparse.ArgumentParser(prog=f"nox -s {session.name} --", exit_on_error=False,
+                                     add_help=False)
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (commands, URLs, sizes, profile); change nothing")
     parser.add_argument("--profile", help="force a profile instead of choosing by GPU")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    options = "options: --dry-run, --profile NAME, --force"
     try:
-        return parser.parse_args(session.posargs)
+        known, unknown = parser.parse_known_args(session.posargs)
     except argparse.ArgumentError as err:
-        session.error(f"{err}; options: --dry-run, --profile NAME, --force")
+        session.error(f"{err}; {options}")
+    if unknown:
+        session.error(f"unknown option {' '.join(unknown)}; {options}")
+    return known
 
 
 def _setup_session(kind: Kind, spec: specs.Spec) -> None:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -197,3 +200,50 @@ def test_run_chain_on_the_stand_in_model_and_the_replaced_torch_guard(world):
     assert "uv run nox -s setup-standin" in caught.value.tip
     rebuilt = envs.setup(spec)  # and setup puts the pinned build back
     assert json.loads(rebuilt.stamp_path.read_text())["torch"]["version"] == "2.1.2+cpu"
+
+
+BROKEN = """\
+schema = 1
+description = "a model whose inference fails"
+python = "3.11"
+gpu = "none"
+requirements = "requirements.lock"
+
+[inference]
+argv = ["{{python}}", "-c", "import sys; print('upstream says: {message}'); sys.exit({code})"]
+output = "result.mp4"
+timeout = 60
+"""
+
+
+@pytest.mark.parametrize(("code", "reason"), [(3, "exited with status 3"),
+                                              (0, "wrote nothing matching 'result.mp4'")])
+def test_a_failing_inference_is_recorded_and_exits_1(tmp_path, code, reason):
+    root = tmp_path / "specs"
+    folder = root / "solutions" / "broken"
+    folder.mkdir(parents=True)
+    (folder / "requirements.lock").write_text("")
+    (folder / "spec.toml").write_text(BROKEN.format(message="no GPU kernels", code=code))
+    for kind in ("tts", "checks"):  # a model's setup also sets up the default TTS and face check
+        shutil.copytree(paths.REPO_ROOT / kind, root / kind)
+    env = dict(os.environ, THB_SPECS_DIR=str(root), THB_ENVS_DIR=str(tmp_path / "envs"),
+               THB_OUTPUTS_DIR=str(tmp_path / "outputs"))
+    audio = tmp_path / "a.wav"
+    proc.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", audio])
+    subprocess.run([sys.executable, "-m", "nox", "-s", "setup-broken"], cwd=paths.REPO_ROOT,
+                   env=env, check=True, capture_output=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "run", "broken", "--image", str(paths.REPO_ROOT /
+         "assets/face.png"), "--audio", str(audio), "--no-face-check"],
+        cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith(("ERROR:", "TIP:"))]
+    assert len(errors) == 2 and "the inference stage failed" in errors[0] and reason in errors[0]
+    (run_dir,) = (tmp_path / "outputs" / "broken").iterdir()
+    assert str(run_dir / "run.json") in errors[1]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and record["failure"]["stage"] == "inference"
+    assert reason in record["failure"]["reason"]
+    assert record["stages"]["inference"]["status"] == "failed"
+    assert "upstream says: no GPU kernels" in (run_dir / "logs/inference.log").read_text()

@@ -76,3 +76,23 @@ def test_missing_program_is_a_user_error():
     with pytest.raises(UserError) as caught:
         proc.run(["thb-no-such-program-xyz"])
     assert "program not found: thb-no-such-program-xyz" in caught.value.message
+
+
+def test_missing_working_folder_is_named(tmp_path):
+    with pytest.raises(UserError) as caught:
+        proc.run([sys.executable, "-c", "pass"], cwd=tmp_path / "gone")
+    assert "working folder" in caught.value.message and "gone" in caught.value.message
+
+
+def test_a_program_that_cannot_be_executed_is_a_user_error(tmp_path):
+    script = tmp_path / "not-executable"
+    script.write_text("#!/bin/sh\necho hi\n")
+    with pytest.raises(UserError) as caught:
+        proc.run([script])
+    assert "cannot run" in caught.value.message and "ermission" in caught.value.message
+
+
+def test_capture_bytes_returns_binary_stdout():
+    out = proc.run([sys.executable, "-c", "import sys; sys.stdout.buffer.write(bytes(range(256)))"],
+                   capture_bytes=True)
+    assert out.stdout_bytes == bytes(range(256))

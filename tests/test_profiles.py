@@ -109,3 +109,10 @@ def test_committed_wav2lip_has_a_blackwell_profile():
     spec = specs.get(Kind.MODEL, "wav2lip")
     assert profiles.choose(spec, [BLACKWELL]).spec.profile == "blackwell"
     assert profiles.choose(spec, [H100]).spec.profile == "default"
+
+
+def test_a_gpu_newer_than_the_table_needs_at_least_the_newest_floor(tmp_path):
+    spec, _ = make(tmp_path)
+    future = Gpu("NVIDIA Future", "13.0", "600.0")
+    chosen = profiles.choose(spec, [future])
+    assert chosen.spec.profile == "blackwell" and "newer than Blackwell" in chosen.reason

@@ -498,7 +498,11 @@ def test_manual_weight_stops_setup_until_placed_then_is_recorded(server, tmp_pat
     assert weights.plan([manual], tmp_path).items[0].action == "by hand"
     placed = tmp_path / "checkpoints/model.pth.tar"
     placed.parent.mkdir(parents=True)
+    placed.write_text("<!DOCTYPE html><html>Google Drive can't scan this file for viruses")
+    assert weights.plan([manual], tmp_path).items[0].action == "by hand"  # a page, not a weight
     placed.write_bytes(blob(21, 5000))
+    assert weights.plan([manual], tmp_path, write=False).done  # a dry run sees it...
+    assert not (tmp_path / "checkpoints/model.pth.tar.sha256").exists()  # ...and writes nothing
     final = fetch([manual], tmp_path)
     assert final.done and server.log() == []
     record = json.loads((tmp_path / "checkpoints/model.pth.tar.sha256").read_text())

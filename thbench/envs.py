@@ -389,7 +389,7 @@ def print_plan(env: Env, reason: str) -> None:
     packages = sum(1 for line in spec.requirements.read_text().splitlines()
                    if "==" in line and not line.lstrip().startswith("#"))
     steps.append(shlex.join(map(str, _lock_argv(env, held))) + f"   # {packages} pinned packages")
-    the_plan = weights.plan(spec.weights, env.weights_root) if spec.weights else None
+    the_plan = weights.plan(spec.weights, env.weights_root, write=False) if spec.weights else None
     if the_plan:
         steps.append(f"download {len(the_plan.to_fetch)} of {len(spec.weights)} weights "
                      f"into {env.weights_root}, sha256-checked")

@@ -128,13 +128,18 @@ def run(
             stderr=stderr,
             start_new_session=True,  # own process group: a timeout kills the whole tree
         )
-    except FileNotFoundError:
+    except OSError as error:
         if log_fh:
             log_fh.close()
-        raise UserError(
-            f"program not found: {args[0]}",
-            "run `python3 bootstrap/bootstrap.py` to install what talking-head-bench needs",
-        ) from None
+        if cwd is not None and not Path(cwd).is_dir():
+            raise UserError(f"cannot run {args[0]}: its working folder {cwd} does not exist",
+                            tip) from None
+        if isinstance(error, FileNotFoundError):
+            raise UserError(
+                f"program not found: {args[0]}",
+                "run `python3 bootstrap/bootstrap.py` to install what talking-head-bench needs",
+            ) from None
+        raise UserError(f"cannot run {args[0]}: {error.strerror or error}", tip) from None
     returncode: int | None = None
     out = err = b""
     try:
@@ -142,6 +147,10 @@ def run(
         returncode = proc.returncode
     except subprocess.TimeoutExpired:
         _kill_group(proc)
+        try:  # collect what is left in the pipes, and close them
+            proc.communicate(timeout=5)
+        except (subprocess.TimeoutExpired, ValueError):
+            pass
     except BaseException:
         _kill_group(proc)
         raise

@@ -67,8 +67,18 @@ def torch_build(spec: Spec) -> TorchBuild | None:
     return TorchBuild(plain, cuda, "PyPI wheel" if cuda else "PyPI wheel, CUDA unknown")
 
 
+def _sm_number(sm: str) -> int:
+    return int(re.sub(r"\D", "", sm) or 0)
+
+
 def generation(device: Gpu) -> dict | None:
-    return next((g for g in table()["generation"] if device.sm in g["sm"]), None)
+    """The table's row for the GPU; a GPU newer than every row gets the newest row's floors."""
+    rows = table()["generation"]
+    found = next((g for g in rows if device.sm in g["sm"]), None)
+    newest = max(rows, key=lambda g: max(_sm_number(sm) for sm in g["sm"]))
+    if found is None and _sm_number(device.sm) > max(_sm_number(sm) for sm in newest["sm"]):
+        return {**newest, "name": f"newer than {newest['name']}"}
+    return found
 
 
 def supports(spec: Spec, device: Gpu) -> tuple[bool, str]:

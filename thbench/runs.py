@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import time
@@ -83,21 +84,39 @@ def _validate(req: Request) -> tuple[Spec, Spec | None, Path]:
     model = specs.get(Kind.MODEL, req.model)
     tts = specs.get(Kind.TTS, req.tts) if req.text is not None else None
     outputs = (req.outputs or paths.outputs_root()).expanduser().resolve()
-    _writable(outputs / model.name)
+    _writable(outputs)
     return model, tts, outputs
 
 
 def _writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
+    """The run folder can be made under ``folder``; checked without creating anything."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "not a folder" if not existing.is_dir() else "not writable"
         raise UserError(
-            f"cannot write run folders under {folder}: {err.strerror or err}",
+            f"cannot write run folders under {folder}: {existing} is {why}",
             "pass --outputs DIR (or set THB_OUTPUTS_DIR) to a folder you can write to",
-        ) from None
+        )
+
+
+# Upstream scripts pass some paths through a shell unquoted (Wav2Lip's and Audio2Head's ffmpeg
+# calls, SadTalker's os.system): a run path holding a space or shell syntax would break them or
+# run as a command. Our own code never uses a shell; this guards theirs.
+SHELL_SAFE_PATH = re.compile(r"^[A-Za-z0-9._/+-]+$")
+
+
+def _shell_safe(model: Spec, *folders: Path) -> None:
+    if not model.repo:
+        return
+    for folder in folders:
+        if not SHELL_SAFE_PATH.match(str(folder)):
+            raise UserError(
+                f"{model.name}'s upstream code passes paths through a shell, and {folder} holds "
+                "characters it would misread (spaces or shell syntax)",
+                "use --outputs / THB_OUTPUTS_DIR and THB_ENVS_DIR paths made of letters, digits "
+                "and . _ - / only")
 
 
 def _require_gpu(model: Spec) -> list[gpu.Gpu]:
@@ -123,8 +142,12 @@ def _face_check(image: Path) -> dict:
     try:
         result = json.loads(out.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        raise UserError(f"the face check could not read {image}",
-                        "pass a PNG or JPEG photo") from None
+        result = None
+    if not isinstance(result, dict):  # the checker itself broke: not the photo's fault
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"the face check failed (exit status {out.returncode}): {last}",
+                        f"rebuild it with `uv run nox -s {spec.setup_session} -- --force`, or "
+                        "add --no-face-check to run without it")
     if result.get("error"):
         raise UserError(f"the face check could not read {image}: {result['error']}",
                         "pass a PNG or JPEG photo")
@@ -200,35 +223,45 @@ class _Stages:
                 value = func()
         except BaseException as err:
             entry.update(status="failed", seconds=round(time.monotonic() - start, 2))
-            reason = err.message if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            interrupted = isinstance(err, KeyboardInterrupt)
+            reason = ("interrupted" if interrupted else err.message if isinstance(err, UserError)
+                      else f"{type(err).__name__}: {err}")
             self.record.update(status="failed", finished=_now(),
                                failure={"stage": name, "reason": reason})
             write_record(self.run_dir, self.record)
-            raise
+            if interrupted or not isinstance(err, Exception):
+                raise
+            # A run that failed is not a user mistake: exit 1 (2 is for mistakes), and say
+            # where the record is; the original tip (e.g. which log) comes first.
+            tip = err.tip + "; " if isinstance(err, UserError) else ""
+            raise UserError(f"the {name} stage failed: {reason}",
+                            f"{tip}the run is recorded in {self.run_dir / 'run.json'}",
+                            exit_code=1) from err
         entry.update(status="ok", seconds=round(time.monotonic() - start, 2))
         write_record(self.run_dir, self.record)
         console.print(f"  [green]✓[/] {title} [dim]({entry['seconds']:.1f}s)[/]")
         return value
 
 
+IMAGE_SUFFIX = {"png": ".png", "mjpeg": ".jpg", "webp": ".webp", "bmp": ".bmp", "tiff": ".tiff"}
+
+
 def run(req: Request) -> Result:
     """Validate, make the run folder, then speech → inference → check, recording each stage."""
     model, tts, outputs = _validate(req)
     image = req.image.expanduser().resolve()
+    audio = req.audio.expanduser().resolve() if req.audio else None
     image_info = media.validate_image(image)
-    audio_info = media.validate_audio(req.audio.expanduser().resolve()) if req.audio else None
+    audio_info = media.validate_audio(audio) if audio else None
     gpus = _require_gpu(model)  # before the env: no point setting up what cannot run here
     model_env = envs.require_ready(model)
     tts_env = envs.require_ready(tts) if tts else None
+    _shell_safe(model, outputs, model_env.root)
     face = _face_check(image) if req.face_check else None
 
     run_id, run_dir = _make_run_dir(outputs, model.name)
-    (run_dir / "logs").mkdir()
-    work_dir = run_dir / "work"
-    work_dir.mkdir()
-    input_image = run_dir / ("input" + image.suffix.lower())
-    shutil.copyfile(image, input_image)
-    speech = run_dir / "speech.wav"
+    input_image = run_dir / ("input" + IMAGE_SUFFIX.get(image_info.codec, ".png"))
+    speech, work_dir = run_dir / "speech.wav", run_dir / "work"
     record: dict = {
         "schema": RUN_SCHEMA,
         "run_id": run_id,
@@ -240,11 +273,10 @@ def run(req: Request) -> Result:
         "finished": None,
         "inputs": {
             "image": {"source": str(image), "file": input_image.name,
-                      "sha256": _sha256(input_image),
                       "width": image_info.width, "height": image_info.height},
             "text": req.text,
-            "audio": ({"source": str(req.audio), "sha256": _sha256(req.audio.resolve()),
-                       "seconds": round(audio_info.duration, 3)} if req.audio else None),
+            "audio": ({"source": str(audio), "seconds": round(audio_info.duration, 3)}
+                      if audio and audio_info else None),
             "tts": tts.name if tts else None,
             "face": face,
         },
@@ -253,29 +285,44 @@ def run(req: Request) -> Result:
         "env": model_env.read_stamp(),
         "tts_env": tts_env.read_stamp() if tts_env else None,
         "gpus": [g.__dict__ for g in gpus],
-        "tools": _tool_versions(),
+        "tools": None,
         "stages": {},
         "speech": None,
         "video": None,
         "check": None,
     }
-    write_record(run_dir, record)
+    write_record(run_dir, record)  # first thing in the folder: whatever happens next is recorded
     console.print(f"[bold]Run {model.name}/{run_id}[/] [dim]→ {run_dir}[/]")
     stages = _Stages(run_dir, record)
 
-    if tts and tts_env:
-        text_file = run_dir / "text.txt"
-        text_file.write_text(req.text.strip() + "\n", encoding="utf-8")
-        stages.run("tts", f"speak the text with {tts.name}",
-                   lambda: _synthesize(tts, tts_env, text_file, speech, run_dir))
-    else:
-        stages.run("audio", "convert the audio to WAV", lambda: media.to_wav(req.audio, speech))
-    record["speech"] = {"file": speech.name, "seconds": round(media.wav_duration(speech), 3)}
+    def prepare() -> None:
+        (run_dir / "logs").mkdir()
+        work_dir.mkdir()
+        shutil.copyfile(image, input_image)
+        record["inputs"]["image"]["sha256"] = _sha256(input_image)
+        if audio:
+            record["inputs"]["audio"]["sha256"] = _sha256(audio)
+        record["tools"] = _tool_versions()
 
-    video = stages.run("inference", f"generate the video with {model.name}",
-                       lambda: _infer(model, model_env, input_image, speech, run_dir, work_dir))
-    record["video"] = {"file": video.name, "sha256": _sha256(video), "bytes": video.stat().st_size}
+    def speak() -> None:
+        if tts and tts_env:
+            text_file = run_dir / "text.txt"
+            text_file.write_text(req.text.strip() + "\n", encoding="utf-8")
+            _synthesize(tts, tts_env, text_file, speech, run_dir)
+        else:
+            media.to_wav(audio, speech, log=run_dir / "logs" / "audio.log")
+        record["speech"] = {"file": speech.name, "seconds": round(media.wav_duration(speech), 3)}
 
+    def infer() -> Path:
+        video = _infer(model, model_env, input_image, speech, run_dir, work_dir)
+        record["video"] = {"file": video.name, "sha256": _sha256(video),
+                           "bytes": video.stat().st_size}
+        return video
+
+    stages.run("prepare", "copy the inputs", prepare)
+    stages.run("tts" if tts else "audio",
+               f"speak the text with {tts.name}" if tts else "convert the audio to WAV", speak)
+    video = stages.run("inference", f"generate the video with {model.name}", infer)
     report = stages.run("check", "check the video", lambda: check.check_video(video, speech))
     record["check"] = report.to_dict()
     record["status"] = "ok" if report.passed else "failed"

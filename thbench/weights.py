@@ -154,8 +154,14 @@ def _hash_file(path: Path) -> hashlib._Hash:
     return hasher
 
 
-def _verified(weight: Weight, path: Path) -> str | None:
-    """The sha256 of ``path`` if it holds what ``weight`` describes, else None."""
+HTML_STARTS = (b"<!doctype html", b"<html")  # a download page saved instead of the file
+
+
+def _verified(weight: Weight, path: Path, write: bool = True) -> str | None:
+    """The sha256 of ``path`` if it holds what ``weight`` describes, else None.
+
+    ``write`` False (a dry run) never writes a sidecar.
+    """
     try:
         st = path.stat()
     except OSError:
@@ -164,9 +170,16 @@ def _verified(weight: Weight, path: Path) -> str | None:
         return None
     record = _read_sidecar(path, st)
     if weight.sha256 is None and weight.manual:
-        # Placed by hand with nothing published to check against: hash once, for the record.
+        # Placed by hand with nothing published to check against: hash once, for the record;
+        # a saved HTML page (Google Drive's "can't scan for viruses" one) is not a weight.
         if record is None:
-            _write_sidecar(path, _hash_file(path).hexdigest(), _source(weight))
+            with path.open("rb") as fh:
+                if fh.read(64).lstrip().lower().startswith(HTML_STARTS):
+                    return None
+            digest = _hash_file(path).hexdigest()
+            if not write:
+                return digest
+            _write_sidecar(path, digest, _source(weight))
             record = _read_sidecar(path, path.stat())
         return record["sha256"] if record else None
     if weight.sha256 is None:
@@ -177,7 +190,8 @@ def _verified(weight: Weight, path: Path) -> str | None:
     digest = _hash_file(path).hexdigest()
     if digest != weight.sha256:
         return None
-    _write_sidecar(path, digest, _source(weight))
+    if write:
+        _write_sidecar(path, digest, _source(weight))
     return digest
 
 
@@ -256,7 +270,7 @@ class Plan:
             elif i.action == "unpack":
                 what = f"unpack into {i.weight.unpack}"
             elif i.action == "by hand":
-                what = f"not downloadable here; get it from {i.weight.manual}"
+                what = f"download it yourself: {i.weight.manual}"
             else:
                 left = (f"{decimal(i.to_download)} left of {size}"
                         if i.partial and i.to_download is not None else size)
@@ -276,8 +290,10 @@ class Plan:
         return "\n".join(self.lines())
 
 
-def plan(weights: Iterable[Weight], root: Path) -> Plan:
+def plan(weights: Iterable[Weight], root: Path, *, write: bool = True) -> Plan:
     """What is present and verified under ``root`` and what is left to fetch; no network.
+
+    ``write`` False (a dry run) leaves the disk as it is: no sidecars are written.
 
     Hashes a file only when it has no sidecar matching its size and mtime (then writes one).
     """
@@ -285,7 +301,7 @@ def plan(weights: Iterable[Weight], root: Path) -> Plan:
     items = []
     for weight in weights:
         path = root / weight.dest
-        digest = _verified(weight, path)
+        digest = _verified(weight, path, write)
         unpack_to = root / weight.unpack if weight.unpack else None
         # An unpacked folder whose marker names the pinned archive needs nothing, archive or not.
         unpacked = bool(unpack_to) and _unpacked(unpack_to, weight.sha256 or digest)
