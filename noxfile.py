@@ -52,7 +52,7 @@ def _setup_session(kind: Kind, spec: specs.Spec) -> None:
             print_error(err)
             s.error(err.message)
 
-    what = {Kind.MODEL: "model", Kind.TTS: "TTS backend", Kind.CHECK: "check"}[kind]
+    what = kind.label
     session.__doc__ = f"Set up the {what} '{spec.name}' (Python {spec.python}): {spec.description}"
     nox.session(name=spec.setup_session, tags=["setup", kind.value])(session)
 

@@ -58,6 +58,7 @@ def test_wav2lip_adapter_gives_a_dot_free_face_and_dithered_speech(tmp_path):
     assert len(samples) == 1600 and set(samples) == {-1, 1}  # no exact silence left
 
 
+@pytest.mark.slow
 def test_audio2head_adapter_crops_square_and_makes_results(tmp_path, ready_envs):
     python = ready_envs / "check-face" / "venv" / "bin" / "python"  # has cv2, as A2H's env
     repo = tmp_path / "repo"

@@ -218,7 +218,7 @@ timeout = 60
 
 @pytest.mark.parametrize(("code", "reason"), [(3, "exited with status 3"),
                                               (0, "wrote nothing matching 'result.mp4'")])
-def test_a_failing_inference_is_recorded_and_exits_1(tmp_path, code, reason):
+def test_a_failing_inference_is_recorded_and_exits_1(tmp_path, ready_envs, code, reason):
     root = tmp_path / "specs"
     folder = root / "solutions" / "broken"
     folder.mkdir(parents=True)
@@ -226,7 +226,7 @@ def test_a_failing_inference_is_recorded_and_exits_1(tmp_path, code, reason):
     (folder / "spec.toml").write_text(BROKEN.format(message="no GPU kernels", code=code))
     for kind in ("tts", "checks"):  # a model's setup also sets up the default TTS and face check
         shutil.copytree(paths.REPO_ROOT / kind, root / kind)
-    env = dict(os.environ, THB_SPECS_DIR=str(root), THB_ENVS_DIR=str(tmp_path / "envs"),
+    env = dict(os.environ, THB_SPECS_DIR=str(root), THB_ENVS_DIR=str(ready_envs),
                THB_OUTPUTS_DIR=str(tmp_path / "outputs"))
     audio = tmp_path / "a.wav"
     proc.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", audio])

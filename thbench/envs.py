@@ -28,13 +28,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from filelock import FileLock, Timeout
 from rich.console import Console
 from rich.filesize import decimal
 
 from thbench import gpu, paths, proc, profiles, repo, weights
 from thbench.errors import UserError
-from thbench.specs import DEFAULT_PROFILE, Spec
+from thbench.files import atomic_write_text, waiting_lock
+from thbench.specs import DEFAULT_PROFILE, Spec, pin_name
 
 STAMP_SCHEMA = 1
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -139,7 +139,7 @@ def require_ready(spec: Spec) -> Env:
         env = Env.of(spec.with_profile(profile))
     if env.is_ready():
         return env
-    what = {"model": "model", "tts": "TTS backend", "check": "check"}[spec.kind.value]
+    what = spec.kind.label
     state = "changed since its setup" if env.read_stamp() else "not set up"
     raise UserError(
         f"{what} '{spec.name}' is {state} (env: {env.root})",
@@ -207,21 +207,6 @@ def find_python(version: str, log: Path | None = None, *, install: bool = True) 
 
 
 @contextmanager
-def _locked(env: Env) -> Iterator[None]:
-    env.root.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(env.root) + ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        console.print(f"[yellow]another setup of {env.spec.env_id} is running; waiting for it…")
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-@contextmanager
 def _step(title: str) -> Iterator[None]:
     start = time.monotonic()
     with console.status(f"{title}…"):
@@ -233,10 +218,6 @@ def _installed(env: Env) -> dict[str, str]:
     out = proc.run([uv_binary(), "pip", "list", "--python", env.python, "--format", "json"],
                    capture=True, log=env.log).stdout
     return {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(out)}
-
-
-def _dist_name(pin: str) -> str:
-    return pin.split("==", 1)[0].split("[", 1)[0].lower().replace("_", "-")
 
 
 def setup(spec: Spec, *, profile: str | None = None, force: bool = False,
@@ -255,7 +236,8 @@ def setup(spec: Spec, *, profile: str | None = None, force: bool = False,
         return env
     if spec.torch:
         console.print(f"{spec.env_id}: profile [bold]{spec.profile}[/] — {choice.reason}")
-    with _locked(env):
+    with waiting_lock(Path(str(env.root) + ".lock"),
+                      f"another setup of {spec.env_id} is running", console):
         if not force and env.is_ready():
             stamp = env.read_stamp() or {}
             console.print(f"[green]✓[/] {spec.env_id} is up to date "
@@ -274,9 +256,7 @@ def setup(spec: Spec, *, profile: str | None = None, force: bool = False,
             shutil.rmtree(env.venv, ignore_errors=True)
             raise
         stamp["seconds"] = round(time.monotonic() - start, 1)
-        tmp = env.stamp_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stamp, indent=2) + "\n")
-        os.replace(tmp, env.stamp_path)
+        atomic_write_text(env.stamp_path, json.dumps(stamp, indent=2) + "\n")
         console.print(f"[green]✓[/] {spec.env_id} ready in {stamp['seconds']:.1f}s")
         return env
 
@@ -327,7 +307,7 @@ def _build(env: Env) -> dict:
         with _step(f"install {' '.join(spec.torch.packages)} from {index or 'PyPI'}"):
             proc.run(_torch_argv(env), log=env.log, timeout=3600)
         installed = _installed(env)
-        pinned = {_dist_name(p) for p in spec.torch.packages}
+        pinned = {pin_name(p) for p in spec.torch.packages}
         constraints = [f"{name}=={installed[name]}" for name in sorted(pinned)]
         held = env.root / "torch-constraints.txt"
         held.write_text("\n".join(constraints) + "\n")
@@ -441,7 +421,7 @@ def health_check(env: Env, expected: list[str] = ()) -> dict:
 def _check_torch(env: Env, torch: dict, gpus: list[gpu.Gpu]) -> None:
     """torch is the build the spec asked for and, on a GPU machine, really computes there."""
     spec, fix = env.spec, f"see {env.log}; then run `uv run nox -s {env.spec.setup_session}`"
-    pins = {_dist_name(p): p.split("==", 1)[1] for p in spec.torch.packages}
+    pins = {pin_name(p): p.split("==", 1)[1] for p in spec.torch.packages}
     pinned = pins.get("torch")
     if "error" in torch:
         raise UserError(f"{spec.env_id}: torch does not import: {torch['error']}", fix)

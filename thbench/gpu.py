@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from functools import cache
 
 from thbench import proc
 
@@ -19,8 +20,9 @@ class Gpu:
         return "sm_" + self.compute_capability.replace(".", "")
 
 
+@cache
 def detect() -> list[Gpu]:
-    """Every GPU nvidia-smi lists; empty when there is no driver or no GPU."""
+    """Every GPU nvidia-smi lists; empty when there is no driver or no GPU (asked once)."""
     smi = shutil.which("nvidia-smi")
     if not smi:
         return []

@@ -26,16 +26,12 @@ from rich.markup import escape
 
 from thbench import envs, proc
 from thbench.errors import UserError
-from thbench.specs import DEFAULT_PROFILE, Spec
+from thbench.files import atomic_write_text
+from thbench.specs import DEFAULT_PROFILE, Spec, pin_name
 
 COMPILE_COMMAND = "uv run nox -s locks"  # what the lock header tells readers to run
 DIFF_LINES = 40  # a longer diff is cut: the summary line above it names every package
 console = Console(stderr=True, highlight=False)
-
-
-def _name(requirement: str) -> str:
-    """``torch==2.0.1+cu118`` -> ``torch``; ``pkg[extra]==1`` -> ``pkg``."""
-    return re.split(r"[\[=<>!~;\s]", requirement, maxsplit=1)[0]
 
 
 def _relative(path: Path, folder: Path) -> str:
@@ -50,7 +46,7 @@ def compile_argv(spec: Spec, output: Path) -> list[str]:
             "--python-version", spec.python, "--python-platform", spec.lock.platform,
             "--generate-hashes", "--custom-compile-command", COMPILE_COMMAND]
     # torch and friends are installed first from [torch], so the lock never pins them.
-    left_out = [_name(p) for p in spec.torch.packages] if spec.torch else []
+    left_out = [pin_name(p) for p in spec.torch.packages] if spec.torch else []
     for package in [*left_out, *spec.lock.no_emit]:
         argv += ["--no-emit-package", package]
     if spec.build_constraints:
@@ -86,9 +82,7 @@ def update(spec: Spec, log: Path | None = None) -> bool:
 
 
 def _write(spec: Spec, text: str) -> None:
-    tmp = spec.requirements.with_name(f".{spec.requirements.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, spec.requirements)  # atomic: a lock is never half-written
+    atomic_write_text(spec.requirements, text)  # a lock is never half-written
 
 
 # --- describing a difference -----------------------------------------------------------------

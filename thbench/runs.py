@@ -16,7 +16,6 @@ after that is recorded in ``run.json`` as ``"status": "failed"`` with the stage 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -28,12 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from filelock import FileLock, Timeout
 from rich.console import Console
 
 import thbench
 from thbench import check, envs, gpu, media, paths, proc, specs
 from thbench.errors import UserError
+from thbench.files import atomic_write_text, sha256_file, waiting_lock
 from thbench.specs import Gpu, Kind, Spec
 
 RUN_SCHEMA = 1
@@ -166,22 +165,12 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def write_record(run_dir: Path, record: dict) -> None:
-    tmp = run_dir / ".run.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / "run.json")
+    atomic_write_text(run_dir / "run.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
 
 def _make_run_dir(outputs: Path, model: str) -> tuple[str, Path]:
@@ -299,9 +288,9 @@ def run(req: Request) -> Result:
         (run_dir / "logs").mkdir()
         work_dir.mkdir()
         shutil.copyfile(image, input_image)
-        record["inputs"]["image"]["sha256"] = _sha256(input_image)
+        record["inputs"]["image"]["sha256"] = sha256_file(input_image)
         if audio:
-            record["inputs"]["audio"]["sha256"] = _sha256(audio)
+            record["inputs"]["audio"]["sha256"] = sha256_file(audio)
         record["tools"] = _tool_versions()
 
     def speak() -> None:
@@ -315,7 +304,7 @@ def run(req: Request) -> Result:
 
     def infer() -> Path:
         video = _infer(model, model_env, input_image, speech, run_dir, work_dir)
-        record["video"] = {"file": video.name, "sha256": _sha256(video),
+        record["video"] = {"file": video.name, "sha256": sha256_file(video),
                            "bytes": video.stat().st_size}
         return video
 
@@ -352,16 +341,9 @@ def _infer(model: Spec, env: envs.Env, image: Path, speech: Path, run_dir: Path,
     log = run_dir / "logs" / "inference.log"
     # Upstream scripts write fixed temp files in their checkout (Wav2Lip's temp/, Audio2Head's
     # results/temp.wav): one inference per env at a time, others wait.
-    lock = FileLock(str(env.root) + ".run.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        console.print(f"[yellow]another {model.name} run is using {env.root}; waiting for it…")
-        lock.acquire()
-    try:
+    with waiting_lock(Path(str(env.root) + ".run.lock"),
+                      f"another {model.name} run is using {env.root}", console):
         proc.run(argv, cwd=cwd, log=log, timeout=model.command.timeout)
-    finally:
-        lock.release()
     assert model.command.output is not None
     found = sorted(work_dir.glob(model.command.output), key=lambda p: p.stat().st_mtime)
     if not found:

@@ -38,6 +38,10 @@ class Kind(StrEnum):
         return {Kind.MODEL: "solutions", Kind.TTS: "tts", Kind.CHECK: "checks"}[self]
 
     @property
+    def label(self) -> str:
+        return {Kind.MODEL: "model", Kind.TTS: "TTS backend", Kind.CHECK: "check"}[self]
+
+    @property
     def command_table(self) -> str:
         return {Kind.MODEL: "inference", Kind.TTS: "synthesis", Kind.CHECK: "command"}[self]
 
@@ -280,7 +284,8 @@ def _http_url(value: str) -> str | None:
     return None if re.match(r"^(https?|file)://\S+$", value) else "must be an http(s):// URL"
 
 
-def _pin_name(pin: str) -> str:
+def pin_name(pin: str) -> str:
+    """The normalised distribution name of a requirement such as ``torch==2.1.2+cu118``."""
     return pin.split("==", 1)[0].split("[", 1)[0].lower().replace("_", "-")
 
 
@@ -365,7 +370,7 @@ def _torch(checker: _Checker, spec: dict[str, Any], prefix: str = "") -> Torch |
         table, "packages", list, '["torch==2.1.2", "torchvision==0.16.2"]', prefix,
         test=_str_list(_pin),
     )
-    if packages and not any(_pin_name(p) == "torch" for p in packages):
+    if packages and not any(pin_name(p) == "torch" for p in packages):
         checker.bad(f"{prefix}packages", packages, "must pin torch itself", '["torch==2.1.2"]')
     index = checker.get(
         table, "index", str, '"https://download.pytorch.org/whl/cu121"', prefix,
@@ -592,7 +597,7 @@ def get(kind: Kind, name: str, root: Path | None = None) -> Spec:
     specs = load_all(root)[kind]
     if name in specs:
         return specs[name]
-    what = {Kind.MODEL: "model", Kind.TTS: "TTS backend", Kind.CHECK: "check"}[kind]
+    what = kind.label
     close = _near(name, specs)
     known = ", ".join(sorted(specs)) or "none"
     if close:

@@ -1,0 +1,45 @@
+"""Small file helpers shared by the modules that write records: atomic writes, hashing, locks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from rich.console import Console
+
+CHUNK = 1 << 20
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``path`` so that readers see the old content or the new, never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def waiting_lock(path: Path, busy: str, console: Console) -> Iterator[None]:
+    """Hold the file lock ``path``; if another process holds it, say ``busy`` and wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        console.print(f"[yellow]{busy}; waiting for it…")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
