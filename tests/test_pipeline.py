@@ -247,3 +247,17 @@ def test_a_failing_inference_is_recorded_and_exits_1(tmp_path, ready_envs, code,
     assert reason in record["failure"]["reason"]
     assert record["stages"]["inference"]["status"] == "failed"
     assert "upstream says: no GPU kernels" in (run_dir / "logs/inference.log").read_text()
+
+
+def test_upstream_models_refuse_run_paths_a_shell_would_misread(world):
+    write_spec, _, tmp_path = world
+    envs.setup(write_spec())
+    audio = tmp_path / "speech.wav"
+    proc.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", audio])
+    for bad in ("my outputs", "out$(id)"):
+        request = runs.Request(model="standin", image=paths.REPO_ROOT / "assets/face.png",
+                               audio=audio, outputs=tmp_path / bad, face_check=False)
+        with pytest.raises(UserError) as caught:
+            runs.run(request)
+        assert "passes paths through a shell" in caught.value.message
+        assert not (tmp_path / bad).exists()
