@@ -5,7 +5,9 @@ Layout, under ``paths.envs_root()`` (``.envs/`` by default, ``THB_ENVS_DIR`` to 
     <kind>-<name>/venv/          the interpreter and packages (deleted and rebuilt on change)
     <kind>-<name>/stamp.json     written last, only after every step and the health check passed
     <kind>-<name>/setup.log      output of every command of the last setup
+    <kind>-<name>/repo/          an upstream model's checkout, with its weights where it wants them
     <kind>-<name>.lock           file lock: two setups of one env never interleave
+    <kind>-<name>.run.lock       file lock: one inference per env at a time
 
 uv's cache (``UV_CACHE_DIR``, uv's default otherwise) is shared by every env, so the same wheel
 is stored once and linked into each env (reflink or hardlink where the filesystem allows).
@@ -178,22 +180,23 @@ def find_python(version: str, log: Path | None = None, *, install: bool = True) 
     ``uv python install`` honours ``UV_PYTHON_INSTALL_MIRROR`` for hosts that cannot reach GitHub.
     """
     uv = uv_binary()
-    no_downloads = {"UV_PYTHON_DOWNLOADS": "never"}
-    found = proc.run([uv, "python", "find", "--system", "--no-project", version],
-                     env=no_downloads, capture=True, check=False, timeout=120)
-    if found.returncode == 0 and found.stdout.strip():
-        return Path(found.stdout.strip())
+
+    def uv_find() -> Path | None:  # uv-managed or on PATH; never a venv's, never a download
+        found = proc.run([uv, "python", "find", "--system", "--no-project", version],
+                         env={"UV_PYTHON_DOWNLOADS": "never"}, capture=True, check=False,
+                         timeout=120)
+        return Path(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None
+
+    if found := uv_find():
+        return found
     for candidate in _pyenv_candidates(version):
         if _runs(candidate, version):
             return candidate
     if not install:
         return None
     installed = proc.run([uv, "python", "install", version], log=log, check=False, timeout=1800)
-    if installed.returncode == 0:
-        found = proc.run([uv, "python", "find", "--system", "--no-project", version],
-                         env=no_downloads, capture=True, check=False, timeout=120)
-        if found.returncode == 0 and found.stdout.strip():
-            return Path(found.stdout.strip())
+    if installed.returncode == 0 and (found := uv_find()):
+        return found
     mirror = os.environ.get("UV_PYTHON_INSTALL_MIRROR")
     raise UserError(
         f"Python {version} is not installed and `uv python install {version}` failed"
@@ -329,7 +332,8 @@ def _build(env: Env) -> dict:
         "spec_sha256": spec.sha256,
         "lock_sha256": spec.lock_sha256,
         "repo": {"url": spec.repo.url, "commit": spec.repo.commit} if spec.repo else None,
-        "weights": [{"dest": i.weight.dest, "sha256": i.weight.sha256, "source": i.source}
+        "weights": [{"dest": i.weight.dest, "sha256": i.sha256 or i.weight.sha256,
+                     "source": i.source}
                     for i in fetched.items] if fetched else [],
         "python": report["python"],
         "interpreter": str(interpreter),

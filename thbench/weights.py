@@ -214,6 +214,7 @@ class Item:
     to_download: int | None  # bytes still to fetch; None: size unknown until the server says
     unpack_to: Path | None
     unpacked: bool  # unpack_to holds this archive's contents
+    sha256: str | None = None  # of the file on disk, when present and verified
 
     @property
     def needs_fetch(self) -> bool:
@@ -319,7 +320,7 @@ def plan(weights: Iterable[Weight], root: Path, *, write: bool = True) -> Plan:
             to_download = None if weight.size is None else weight.size - partial
         source = rewrite_url(weight.url) if weight.url else _source(weight)
         items.append(Item(weight, path, source, digest is not None, partial, to_download,
-                          unpack_to, unpacked))
+                          unpack_to, unpacked, digest))
     return Plan(root, tuple(items))
 
 
