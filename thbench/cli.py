@@ -49,7 +49,7 @@ def demo(outputs: Path | None = None) -> runs.Result:
 def list_models() -> None:
     table = Table(title="Models")
     for column in ("model", "gpu", "python", "env", "description"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "description")
     for spec in specs.load_all()[Kind.MODEL].values():
         ready = "[green]ready[/]" if envs.Env.of(spec).is_ready() else \
             f"[dim]nox -s {spec.setup_session}[/]"
