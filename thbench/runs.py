@@ -182,7 +182,12 @@ def _make_run_dir(outputs: Path, model: str) -> tuple[str, Path]:
             return run_id, run_dir
         except FileExistsError:
             continue
-    raise RuntimeError("could not find a free run id")
+        except OSError as err:
+            raise UserError(f"cannot make a run folder under {outputs}: {err.strerror or err}",
+                            "pass --outputs DIR (or set THB_OUTPUTS_DIR) to a folder you can "
+                            "write to") from None
+    raise UserError(f"no free run id under {outputs / model} after 20 tries",
+                    "run the same command again")
 
 
 def _tool_versions() -> dict:
