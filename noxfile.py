@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import nox
 
@@ -23,6 +25,20 @@ try:
 except UserError as err:  # a broken spec stops everything, loudly, with every problem listed
     print_error(err)
     sys.exit(2)
+
+
+@contextmanager
+def _errors_end(session: nox.Session) -> Iterator[None]:
+    """A UserError becomes its ERROR + TIP lines and a failed session, not a traceback."""
+    try:
+        yield
+    except UserError as err:
+        _fail(session, err)
+
+
+def _fail(session: nox.Session, err: UserError) -> None:
+    print_error(err)
+    session.error(err.message)
 
 
 def _setup_options(session: nox.Session) -> argparse.Namespace:
@@ -45,12 +61,9 @@ def _setup_options(session: nox.Session) -> argparse.Namespace:
 def _setup_session(kind: Kind, spec: specs.Spec) -> None:
     def session(s: nox.Session) -> None:
         options = _setup_options(s)
-        try:
+        with _errors_end(s):
             cli.setup_for_run(kind, spec.name, force=options.force, profile=options.profile,
                               dry_run=options.dry_run)
-        except UserError as err:
-            print_error(err)
-            s.error(err.message)
 
     what = kind.label
     session.__doc__ = f"Set up the {what} '{spec.name}' (Python {spec.python}): {spec.description}"
@@ -65,11 +78,8 @@ for _kind in Kind:
 @nox.session
 def smoke(session: nox.Session) -> None:
     """CPU-only, offline end-to-end run: set up still + Piper, speak assets/sample.txt, check the video."""
-    try:
+    with _errors_end(session):
         result = cli.demo()
-    except UserError as err:
-        print_error(err)
-        session.error(err.message)
     if not result.ok:
         session.error(f"smoke run failed: {result.record['failure']['reason']}")
 
@@ -90,5 +100,4 @@ def locks(session: nox.Session) -> None:
                  for variant in map(spec.with_profile, spec.profile_names) if variant.lock]
     outcomes = lockfiles.check_all(with_lock, update=update)
     if err := lockfiles.verdict(outcomes, updated=update):
-        print_error(err)
-        session.error(err.message)
+        _fail(session, err)
