@@ -2,7 +2,8 @@
 
 A model spec like the real ones points at: a bare git repository (the "GitHub" remote, reached
 through THB_GITHUB_MIRROR) holding a small inference script; weight files on a loopback HTTP
-server (one transfer cut short, which must resume; one archive to unpack); real requirements
+server (one transfer cut short, which must resume; one archive to unpack) and a folder from the
+same server standing in for the HuggingFace Hub (listing + files, as HF_ENDPOINT); real requirements
 from PyPI; and a torch stand-in wheel from a local folder. Setup, the replaced-torch guard, and
 `run` through to the output check all run for real.
 """
@@ -26,7 +27,7 @@ from thbench.errors import UserError
 from thbench.specs import Kind
 
 from . import standins
-from .weight_server import serving
+from .weight_server import COMMIT, serving
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,9 @@ p.add_argument("--image"); p.add_argument("--audio"); p.add_argument("--out")
 a = p.parse_args()
 gain = pathlib.Path("checkpoints/gain.bin").read_bytes()  # cwd is the checkout, as upstream
 table = pathlib.Path("tables/lut/lut.txt").read_text()
-print("weights", hashlib.sha256(gain).hexdigest()[:12], table.strip(), "torch", torch.__version__)
+encoder = pathlib.Path("encoder/config.json").read_text()
+print("weights", hashlib.sha256(gain).hexdigest()[:12], table.strip(), encoder.strip(),
+      "torch", torch.__version__)
 with wave.open(a.audio) as w:
     frames = round(w.getnframes() / w.getframerate() * 25)
 sys.exit(subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-loop", "1",
@@ -77,6 +80,12 @@ size = {lut_size}
 sha256 = "{lut_sha}"
 unpack = "tables/lut"
 
+[[weights]]
+dest = "encoder"
+hf_repo = "thb-test/standin"
+hf_folder = "model_ckpts/encoder"
+hf_revision = "{hub_commit}"
+
 [inference]
 argv = ["{{python}}", "{{repo}}/infer.py", "--image", "{{image}}", "--audio", "{{audio}}",
         "--out", "{{work_dir}}/result.mp4"]
@@ -84,6 +93,10 @@ cwd = "{{repo}}"
 output = "result.mp4"
 timeout = 300
 """
+
+
+ENCODER = {"model_ckpts/encoder/config.json": b'{"dim": 4}\n',
+           "model_ckpts/encoder/weights.bin": bytes(range(256)) * 400}
 
 
 def git(*args: str | Path, cwd: Path | None = None) -> str:
@@ -129,15 +142,23 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setenv("THB_ENVS_DIR", str(tmp_path / "envs"))
     monkeypatch.setenv("THB_GITHUB_MIRROR", (tmp_path / "mirror").as_uri() + "/")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    from huggingface_hub import constants  # settings it read at import, as their variables would
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     gain = bytes(range(256)) * 2000  # 512 kB
     lut = tar_gz({"lut.txt": b"lut-v1\n"})
     with serving() as server:
         server.serve("/gain.bin", gain, mode="cut_once", cut=200_000)
         server.serve("/lut.tar.gz", lut)
+        monkeypatch.setenv("HF_ENDPOINT", server.base)
+        server.serve_hub_folder("thb-test/standin", COMMIT, "model_ckpts/encoder", ENCODER,
+                                lfs={"model_ckpts/encoder/weights.bin"})
 
         def write_spec(gain_sha: str = hashlib.sha256(gain).hexdigest()) -> specs.Spec:
             (folder / "spec.toml").write_text(SPEC.format(
-                wheels=wheels.as_uri(), commit=commit,
+                wheels=wheels.as_uri(), commit=commit, hub_commit=COMMIT,
                 gain_url=server.base + "/gain.bin", gain_size=len(gain), gain_sha=gain_sha,
                 lut_url=server.base + "/lut.tar.gz", lut_size=len(lut),
                 lut_sha=hashlib.sha256(lut).hexdigest()))
@@ -164,7 +185,15 @@ def test_setup_resumes_verifies_and_refuses_corrupt_weights(world):
     stamp = json.loads(env.stamp_path.read_text())
     assert stamp["repo"]["commit"] == spec.repo.commit
     assert stamp["torch"]["version"] == "2.1.2+cpu"
-    assert {w["dest"] for w in stamp["weights"]} == {"checkpoints/gain.bin", "downloads/lut.tar.gz"}
+    assert {w["dest"]: w["source"] for w in stamp["weights"]} == {
+        "checkpoints/gain.bin": server.base + "/gain.bin",
+        "downloads/lut.tar.gz": server.base + "/lut.tar.gz",
+        "encoder": f"hf://thb-test/standin@{COMMIT}/model_ckpts/encoder/"}
+    encoder = {rel: hashlib.sha256(data).hexdigest() for rel, data in (
+        (path.removeprefix("model_ckpts/encoder/"), data) for path, data in ENCODER.items())}
+    assert stamp["weights"][2]["sha256"] == hashlib.sha256(
+        json.dumps(encoder, sort_keys=True).encode()).hexdigest()  # the folder's digest
+    assert (env.repo / "encoder/config.json").read_bytes() == ENCODER["model_ckpts/encoder/config.json"]
     assert (env.repo / "tables/lut/lut.txt").read_text() == "lut-v1\n"
     assert git("rev-parse", "HEAD", cwd=env.repo) == spec.repo.commit
     log = env.log.read_text()
@@ -188,7 +217,7 @@ def test_run_chain_on_the_stand_in_model_and_the_replaced_torch_guard(world):
     assert result.ok, result.record["failure"]
     assert result.record["env"]["repo"]["commit"] == spec.repo.commit
     inference_log = (result.run_dir / "logs/inference.log").read_text()
-    assert "lut-v1 torch 2.1.2+cpu" in inference_log
+    assert 'lut-v1 {"dim": 4} torch 2.1.2+cpu' in inference_log  # every weight, as placed
     assert {i["name"]: i["ok"] for i in result.record["check"]["items"]}["duration"]
 
     # A stray install replaces torch after setup: `run` refuses and names the setup command.

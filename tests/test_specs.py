@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,23 @@ def test_a_weight_names_exactly_one_source(tmp_path):
     path = write_spec(tmp_path, Kind.MODEL, "demo", text)
     _, problems = specs.parse(path, Kind.MODEL)
     assert any("give exactly one of url, hf_repo or manual" in p for p in problems)
+
+
+@pytest.mark.parametrize("extra, problem", [
+    ('hf_revision = "' + "a" * 40 + '"\n', None),
+    ("", "an hf_folder weight needs hf_repo and hf_revision"),
+    ('hf_revision = "' + "a" * 40 + '"\nsha256 = "' + "b" * 64 + '"\n', "and no hf_file, sha256"),
+    ('hf_revision = "main"\n', "must be a full 40-hex commit id"),
+])
+def test_a_hub_folder_is_pinned_by_its_revision(tmp_path, extra, problem):
+    folder = ('hf_repo = "tk93/V-Express"\nhf_folder = "model_ckpts/wav2vec2-base-960h"\n'
+              + extra)
+    text = re.sub(r'sha256 = "84a8[0-9a-f]+"\n', "", GOOD_MODEL.replace(
+        'url = "https://example.org/w.pth"\n', folder))
+    assert folder in text and "example.org" not in text and "84a8" not in text
+    path = write_spec(tmp_path, Kind.MODEL, "demo", text)
+    spec, problems = specs.parse(path, Kind.MODEL)
+    if problem is None:
+        assert problems == [] and spec.weights[0].hf_folder == "model_ckpts/wav2vec2-base-960h"
+    else:
+        assert any(problem in p for p in problems), problems

@@ -25,12 +25,13 @@ from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
+from rich.filesize import decimal
 
 from thbench import weights
 from thbench.errors import UserError
 from thbench.specs import Weight
 
-from .weight_server import COMMIT, Handler, Standin, serving
+from .weight_server import COMMIT, Handler, Standin, git_blob_id, serving
 
 FAST = weights.HttpPolicy(attempts=4, connect_timeout=2.0, read_timeout=2.0, backoff=0.01,
                           backoff_max=0.05)
@@ -434,20 +435,23 @@ def test_hub_download_through_hf_endpoint(hub, tmp_path, pinned):
     data = blob(30)
     revision = COMMIT if pinned == "revision" else "main"
     path = f"/thb-test/tiny/resolve/{revision}/sub/model.bin"
-    hub.serve(path, data)
+    # Pinned by revision alone, the file is checked against the Hub's listing of its folder.
+    listing = hub.serve_hub_folder("thb-test/tiny", revision, "sub", {"sub/model.bin": data},
+                                   lfs={"sub/model.bin"})
     w = Weight("checkpoints/model.bin", len(data), sha(data) if pinned == "sha256" else None,
                hf_repo="thb-test/tiny", hf_file="sub/model.bin",
                hf_revision=COMMIT if pinned == "revision" else None)
     final = fetch([w], tmp_path)
     assert (tmp_path / "checkpoints/model.bin").read_bytes() == data
-    assert [(s.method, s.path) for s in hub.log()] == [("HEAD", path), ("GET", path)]
+    asked = [("GET", listing)] if pinned == "revision" else []
+    assert [(s.method, s.path) for s in hub.log()] == asked + [("HEAD", path), ("GET", path)]
     record = json.loads((tmp_path / "checkpoints/model.bin.sha256").read_text())
     assert record["sha256"] == sha(data)
     assert record["source"] == f"hf://thb-test/tiny@{revision}/sub/model.bin"
     assert final.done and leftovers(tmp_path) == [
         "checkpoints", "checkpoints/model.bin", "checkpoints/model.bin.sha256"]  # no staging
     fetch([w], tmp_path)
-    assert len(hub.log()) == 2  # verified: not asked again
+    assert len(hub.log()) == len(asked) + 2  # verified: not asked again
 
 
 def test_hub_bytes_are_checked_against_the_spec(hub, tmp_path):
@@ -459,6 +463,35 @@ def test_hub_bytes_are_checked_against_the_spec(hub, tmp_path):
         fetch([w], tmp_path)
     assert caught.value.message.startswith("sha256 mismatch for checkpoints/model.bin")
     assert leftovers(tmp_path) == ["checkpoints"]
+
+
+@pytest.mark.parametrize("lfs", [True, False], ids=["lfs file", "small file"])
+def test_hub_file_pinned_by_revision_is_checked_against_the_listing(hub, tmp_path, lfs):
+    data, other = blob(33, 5000), blob(34, 5000)
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, "", {"model.bin": data},
+                         listed={"model.bin": other}, lfs={"model.bin"} if lfs else set())
+    w = Weight("checkpoints/model.bin", None, None, hf_repo="thb-test/tiny", hf_file="model.bin",
+               hf_revision=COMMIT)
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path)
+    assert caught.value.message.startswith(f"model.bin from hf://thb-test/tiny@{COMMIT}/model.bin")
+    assert (sha(other) if lfs else git_blob_id(other)) in caught.value.message
+    assert leftovers(tmp_path) == ["checkpoints"]
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, "", {"model.bin": data},
+                         lfs={"model.bin"} if lfs else set())
+    assert fetch([w], tmp_path).done
+    assert (tmp_path / "checkpoints/model.bin").read_bytes() == data
+
+
+def test_hub_file_pinned_by_revision_but_not_listed_is_a_clear_error(hub, tmp_path):
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, "", {"other.bin": b"x"})
+    w = Weight("checkpoints/model.bin", None, None, hf_repo="thb-test/tiny", hf_file="model.bin",
+               hf_revision=COMMIT)
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path)
+    assert "does not list it at that revision" in caught.value.message
+    assert "hf_file" in caught.value.tip
+    assert not [s for s in hub.log() if "/resolve/" in s.path]
 
 
 def test_hub_missing_file_is_a_clear_error(hub, tmp_path):
@@ -486,6 +519,140 @@ def test_the_hub_bar_takes_what_the_xet_download_path_sends():
                 total_bytes_completion_rate=1e6, total_transfer_bytes_completion_rate=1e6,
                 total_bytes=300))
     assert sum(counted) == 300
+
+
+# --- a Hub folder: listed at its revision, each file checked against the listing ----------------
+
+FOLDER = "model_ckpts/wav2vec2"
+
+
+def folder_weight(size: int | None = None) -> Weight:
+    return Weight(dest="ckpts/wav2vec2", size=size, sha256=None, hf_repo="thb-test/tiny",
+                  hf_revision=COMMIT, hf_folder=FOLDER)
+
+
+def folder_files() -> dict[str, bytes]:
+    return {f"{FOLDER}/config.json": b'{"hidden_size": 768}\n',
+            f"{FOLDER}/pytorch_model.bin": blob(40),
+            f"{FOLDER}/tokenizer/vocab.json": b'{"a": 1}\n'}
+
+
+def test_hub_folder_lands_whole_with_a_manifest(hub, tmp_path):
+    files = folder_files()
+    listing = hub.serve_hub_folder("thb-test/tiny", COMMIT, FOLDER, files,
+                                   lfs={f"{FOLDER}/pytorch_model.bin"})
+    w = folder_weight()
+    assert weights.plan([w], tmp_path).items[0].action == "download"
+    final = fetch([w], tmp_path)
+    dest = tmp_path / "ckpts/wav2vec2"
+    for path, data in files.items():
+        assert (dest / path.removeprefix(FOLDER + "/")).read_bytes() == data
+    assert leftovers(tmp_path) == [
+        "ckpts", "ckpts/wav2vec2", "ckpts/wav2vec2/.thb-folder.json", "ckpts/wav2vec2/config.json",
+        "ckpts/wav2vec2/pytorch_model.bin", "ckpts/wav2vec2/tokenizer",
+        "ckpts/wav2vec2/tokenizer/vocab.json"]  # no staging, no huggingface_hub metadata
+    manifest = json.loads((dest / weights.FOLDER_MANIFEST).read_text())
+    assert manifest["source"] == f"hf://thb-test/tiny@{COMMIT}/{FOLDER}/"
+    assert {rel: e["sha256"] for rel, e in manifest["files"].items()} == {
+        p.removeprefix(FOLDER + "/"): sha(d) for p, d in files.items()}
+    item = final.items[0]
+    assert final.done and item.present and item.sha256 == hashlib.sha256(json.dumps(
+        {p.removeprefix(FOLDER + "/"): sha(d) for p, d in files.items()},
+        sort_keys=True).encode()).hexdigest()
+    assert hub.log(listing)[0].method == "GET"
+    asked = len(hub.log())
+    assert fetch([w], tmp_path).done and len(hub.log()) == asked  # the manifest vouches for it
+
+
+@pytest.mark.parametrize("which", ["lfs file", "small file"])
+def test_hub_folder_file_that_does_not_match_the_listing_is_refused(hub, tmp_path, which):
+    files = folder_files()
+    bad = f"{FOLDER}/pytorch_model.bin" if which == "lfs file" else f"{FOLDER}/config.json"
+    listed = dict(files)
+    listed[bad] = files[bad][:-1] + bytes([files[bad][-1] ^ 1])  # same size, one bit off
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, FOLDER, files, listed=listed,
+                         lfs={f"{FOLDER}/pytorch_model.bin"})
+    with pytest.raises(UserError) as caught:
+        fetch([folder_weight()], tmp_path)
+    assert caught.value.message.startswith(f"{bad} from hf://thb-test/tiny@{COMMIT}/{FOLDER}/")
+    assert "does not match the Hub's own listing" in caught.value.message
+    assert leftovers(tmp_path) == ["ckpts"]  # nothing in place, staging gone
+
+
+def test_hub_folder_edited_after_fetch_is_fetched_again(hub, tmp_path):
+    files = folder_files()
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, FOLDER, files)
+    w = folder_weight()
+    fetch([w], tmp_path)
+    config = tmp_path / "ckpts/wav2vec2/config.json"
+    config.write_bytes(b'{"hidden_size": 769}\n')  # same size, new mtime, other bytes
+    assert weights.plan([w], tmp_path).items[0].action == "download"
+    assert fetch([w], tmp_path).done  # the folder was ours: replaced whole
+    assert config.read_bytes() == files[f"{FOLDER}/config.json"]
+    assert not list((tmp_path / "ckpts").glob(".*.old"))
+
+
+def test_hub_folder_missing_is_a_clear_error(hub, tmp_path):
+    with pytest.raises(UserError) as caught:
+        fetch([folder_weight()], tmp_path)
+    assert f"hf://thb-test/tiny@{COMMIT}/{FOLDER}/" in caught.value.message
+    assert "not found" in caught.value.message and "hf_folder" in caught.value.tip
+    assert leftovers(tmp_path) == ["ckpts"]
+
+
+def test_hub_folder_listing_escaping_the_folder_is_refused(hub, tmp_path):
+    escape = {"type": "file", "path": f"{FOLDER}/../../evil.py", "size": 3, "oid": "0" * 40}
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, FOLDER, folder_files(), extra=[escape])
+    with pytest.raises(UserError) as caught:
+        fetch([folder_weight()], tmp_path)
+    assert "not inside the folder" in caught.value.message
+    assert not [s for s in hub.log() if "/resolve/" in s.path]  # refused before any download
+    assert leftovers(tmp_path) == ["ckpts"]
+
+
+def test_hub_folder_size_in_the_spec_is_checked_against_the_listing(hub, tmp_path):
+    files = folder_files()
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, FOLDER, files)
+    total = sum(len(d) for d in files.values())
+    with pytest.raises(UserError) as caught:
+        fetch([folder_weight(size=total + 1)], tmp_path)
+    assert f"the Hub lists {total} in 3 files" in caught.value.message
+    assert fetch([folder_weight(size=total)], tmp_path).done
+
+
+@pytest.mark.parametrize("what", ["folder", "file pinned by revision"])
+def test_hub_sizes_from_the_listing_meet_the_disk_check(hub, tmp_path, monkeypatch, what):
+    files = folder_files()
+    total = sum(len(d) for d in files.values())
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, FOLDER, files)
+    if what == "folder":
+        w, need = folder_weight(), total
+    else:
+        w = Weight("ckpts/model.bin", None, None, hf_repo="thb-test/tiny",
+                   hf_file=f"{FOLDER}/pytorch_model.bin", hf_revision=COMMIT)
+        need = len(files[f"{FOLDER}/pytorch_model.bin"])
+    assert weights.plan([w], tmp_path).unknown_sizes == 1  # nothing to check before the listing
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda path: Usage(4 * 10**12, 0, need + weights.DISK_MARGIN))
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path)
+    assert "not enough disk space" in caught.value.message
+    assert f"{decimal(need)} to download" in caught.value.message
+    assert not [s for s in hub.log() if "/resolve/" in s.path]  # refused before the first byte
+
+
+def test_hub_folder_never_replaces_a_folder_that_is_not_ours(hub, tmp_path):
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, FOLDER, folder_files())
+    mine = tmp_path / "ckpts/wav2vec2/notes.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    with pytest.raises(UserError) as caught:
+        fetch([folder_weight()], tmp_path)
+    assert "already exists and was not fetched from hf://" in caught.value.message
+    assert "move" in caught.value.tip
+    assert mine.read_text() == "mine" and leftovers(tmp_path) == [
+        "ckpts", "ckpts/wav2vec2", "ckpts/wav2vec2/notes.txt"]
+    assert not [s for s in hub.log() if "/resolve/" in s.path]
 
 
 def test_manual_weight_stops_setup_until_placed_then_is_recorded(server, tmp_path):

@@ -1,13 +1,16 @@
 """A loopback HTTP server standing in for GitHub release assets and the HuggingFace Hub.
 
 It serves seeded byte blobs with Range support and misbehaves per path as told (cuts, stalls,
-503s, ignored Range), and answers ``/{repo}/resolve/{revision}/{file}`` as the Hub does.
+503s, ignored Range), and answers ``/{repo}/resolve/{revision}/{file}`` and the tree listing
+``/api/models/{repo}/tree/{revision}/{folder}`` as the Hub does.
 Used by test_weights.py and the end-to-end setup test.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import posixpath
 import re
 import threading
 import time
@@ -15,12 +18,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"  # what the Hub stand-in names as revision
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 @dataclass
@@ -49,6 +57,34 @@ class Standin:
     def serve(self, path: str, data: bytes, **how) -> str:
         self.routes[path] = Route(data, **how)
         return self.base + path
+
+    def serve_hub_folder(self, repo: str, revision: str, folder: str, files: dict[str, bytes],
+                         lfs: set[str] = frozenset(), listed: dict[str, bytes] | None = None,
+                         extra: list[dict] = ()) -> str:
+        """Serve ``files`` (paths under ``folder``) and the Hub's recursive listing of it.
+
+        Files in ``lfs`` are listed with an LFS sha256, the others with their git blob id, both
+        taken from ``listed`` (default: the files themselves; differing bytes stand for a file
+        that does not match the listing). ``extra`` entries are appended to the listing as is.
+        Returns the listing's path.
+        """
+        entries, folders = [], set()
+        for path, data in files.items():
+            self.serve(f"/{repo}/resolve/{revision}/{path}", data)
+            truth = (listed or {}).get(path, data)
+            entry = {"type": "file", "path": path, "size": len(truth), "oid": git_blob_id(truth)}
+            if path in lfs:
+                entry["lfs"] = {"oid": sha(truth), "size": len(truth), "pointerSize": 134}
+            entries.append(entry)
+            parent = posixpath.dirname(path)
+            while parent and parent != folder:
+                folders.add(parent)
+                parent = posixpath.dirname(parent)
+        entries += [{"type": "directory", "path": f, "oid": "0" * 40} for f in sorted(folders)]
+        listing = f"/api/models/{repo}/tree/{revision}" + (f"/{quote(folder, safe='')}"
+                                                          if folder else "")
+        self.serve(listing, json.dumps(entries + list(extra)).encode())
+        return listing
 
     def log(self, path: str | None = None) -> list[Seen]:
         with self.lock:

@@ -100,7 +100,8 @@ class Env:
             "imports": list(self.spec.imports),
             "profile": self.spec.profile,
             "repo": [self.spec.repo.url, self.spec.repo.commit] if self.spec.repo else None,
-            "weights": [[w.dest, w.sha256 or w.hf_revision, w.unpack] for w in self.spec.weights],
+            "weights": [[w.dest, w.sha256 or w.hf_revision, w.unpack]
+                        + ([w.hf_folder] if w.hf_folder else []) for w in self.spec.weights],
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -128,6 +128,7 @@ class Weight:
     hf_revision: str | None = None
     unpack: str | None = None  # archive: extract into this folder (relative, like dest)
     manual: str | None = None  # no download URL we may use: where a person gets the file
+    hf_folder: str | None = None  # a Hub folder (every file under it) landing at dest
 
 
 @dataclass(frozen=True)
@@ -417,8 +418,8 @@ def _repo(checker: _Checker, spec: dict[str, Any]) -> Repo | None:
 def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
     items = checker.get(spec, "weights", list, "[[weights]] tables", required=False) or []
     result = []
-    allowed = ["dest", "size", "sha256", "url", "hf_repo", "hf_file", "hf_revision", "unpack",
-               "manual"]
+    allowed = ["dest", "size", "sha256", "url", "hf_repo", "hf_file", "hf_folder", "hf_revision",
+               "unpack", "manual"]
     for i, table in enumerate(items):
         prefix = f"weights[{i}]."
         if not isinstance(table, dict):
@@ -434,6 +435,8 @@ def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
                           test=_http_url)
         hf_repo = checker.get(table, "hf_repo", str, '"BadToBest/EchoMimic"', prefix, required=False)
         hf_file = checker.get(table, "hf_file", str, '"face_locator.pth"', prefix, required=False)
+        hf_folder = checker.get(table, "hf_folder", str, '"model_ckpts/wav2vec2-base-960h"', prefix,
+                                required=False, test=_relative)
         hf_rev = checker.get(
             table, "hf_revision", str, "a 40-hex commit id", prefix, required=False,
             test=lambda v: None if HEX40_RE.match(v) else "must be a full 40-hex commit id",
@@ -448,14 +451,25 @@ def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
         if sum(x is not None for x in (url, hf_repo, manual)) != 1:
             checker.bad(f"{prefix}url", url, "give exactly one of url, hf_repo or manual",
                         '"https://…"')
-        if hf_repo and not (hf_file and (hf_rev or sha)):
+        if hf_folder:
+            # Every file under it, verified against the Hub's own listing at that revision.
+            if not (hf_repo and hf_rev) or hf_file or sha or unpack:
+                checker.bad(f"{prefix}hf_folder", hf_folder,
+                            "an hf_folder weight needs hf_repo and hf_revision, and no hf_file, "
+                            "sha256 or unpack",
+                            'hf_repo = "tk93/V-Express", hf_revision = "<40 hex>"')
+        elif hf_repo and not (hf_file and (hf_rev or sha)):
             checker.bad(f"{prefix}hf_file", hf_file,
-                        "an hf_repo weight needs hf_file and an hf_revision or sha256",
-                        'hf_file = "x.pth", hf_revision = "<40 hex>"')
+                        "an hf_repo weight needs hf_file (or hf_folder) and an hf_revision or "
+                        "sha256", 'hf_file = "x.pth", hf_revision = "<40 hex>"')
+        elif (hf_file or hf_rev) and not hf_repo:
+            checker.bad(f"{prefix}hf_repo", hf_repo, "hf_file and hf_revision need hf_repo",
+                        '"BadToBest/EchoMimic"')
         if url and not sha:
             checker.bad(f"{prefix}sha256", sha, "a url weight needs its sha256", '"<64 hex>"')
         if dest:
-            result.append(Weight(dest, size, sha, url, hf_repo, hf_file, hf_rev, unpack, manual))
+            result.append(Weight(dest, size, sha, url, hf_repo, hf_file, hf_rev, unpack, manual,
+                                 hf_folder.strip("/") if hf_folder else None))
     return tuple(result)
 
 

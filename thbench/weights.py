@@ -12,7 +12,12 @@ backoff, a bounded number of times; any other 4xx fails at once.
 
 Hub files (``hf_repo`` + ``hf_file`` at ``hf_revision``, or at ``main`` when only a sha256 pins
 them) go through ``huggingface_hub.hf_hub_download`` into a staging folder under ``root``, then
-are verified here and moved into place. huggingface_hub retries on its own and honours its own
+are verified here and moved into place: against the spec's sha256, or, for a file pinned by
+revision alone, against the Hub's own listing at that revision (the LFS sha256, or the git blob
+id of a small file). A Hub folder (``hf_folder``, always at a pinned ``hf_revision``) is listed
+at that revision, each file fetched and checked the same way, and the folder renamed into place
+with a manifest (``.thb-folder.json``: source, each file's size and sha256) that lets a re-run
+trust it. huggingface_hub retries on its own and honours its own
 settings: ``HF_TOKEN`` (gated or private repositories), ``HF_HUB_OFFLINE``, ``HF_HUB_*``
 timeouts; ``HF_ENDPOINT`` (a Hub mirror) is read here at download time and passed on, because
 huggingface_hub reads it only once, at import. A Hub download does not resume across runs.
@@ -31,6 +36,7 @@ makes re-runs skip it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -43,7 +49,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Self
@@ -70,6 +76,7 @@ MIRROR_VAR = "THB_GITHUB_MIRROR"
 PART_SUFFIX = ".part"
 SIDECAR_SUFFIX = ".sha256"
 UNPACKED_MARKER = ".thb-unpacked"  # inside an unpacked folder; holds the archive's sha256
+FOLDER_MANIFEST = ".thb-folder.json"  # inside a Hub folder weight: source, files, sizes, sha256
 STAGING = ".thb-staging"  # under root: Hub downloads until they verify
 DISK_MARGIN = 256 * 1024**2  # left free after everything has landed
 UNPACK_FACTOR = 2  # an archive's contents are budgeted at this many times its size
@@ -118,6 +125,8 @@ def _source(weight: Weight) -> str:
         return weight.url
     if weight.manual:
         return f"by hand: {weight.manual}"
+    if weight.hf_folder:
+        return f"hf://{weight.hf_repo}@{weight.hf_revision}/{weight.hf_folder}/"
     return f"hf://{weight.hf_repo}@{weight.hf_revision or 'main'}/{weight.hf_file}"
 
 
@@ -160,8 +169,10 @@ HTML_STARTS = (b"<!doctype html", b"<html")  # a download page saved instead of 
 def _verified(weight: Weight, path: Path, write: bool = True) -> str | None:
     """The sha256 of ``path`` if it holds what ``weight`` describes, else None.
 
-    ``write`` False (a dry run) never writes a sidecar.
+    ``write`` False (a dry run) never writes a sidecar. For a Hub folder: its manifest's digest.
     """
+    if weight.hf_folder:
+        return _folder_verified(weight, path)
     try:
         st = path.stat()
     except OSError:
@@ -193,6 +204,39 @@ def _verified(weight: Weight, path: Path, write: bool = True) -> str | None:
     if write:
         _write_sidecar(path, digest, _source(weight))
     return digest
+
+
+def _folder_digest(files: Mapping[str, Mapping]) -> str:
+    """One sha256 for a folder: of its sorted ``{relative path: sha256}``."""
+    listing = {rel: entry["sha256"] for rel, entry in files.items()}
+    return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
+
+
+def _folder_verified(weight: Weight, path: Path) -> str | None:
+    """The folder's digest if ``path`` holds the Hub folder ``weight`` names, as it was fetched.
+
+    Every file in the manifest must be there with its size; one whose mtime changed is hashed
+    again. Files added beside them are not looked at.
+    """
+    try:
+        record = json.loads((path / FOLDER_MANIFEST).read_text())
+        files = record["files"]
+        if record.get("source") != _source(weight) or not isinstance(files, dict) or not files:
+            return None
+        total = 0
+        for rel, entry in files.items():
+            st = (path / rel).stat()
+            if not stat.S_ISREG(st.st_mode) or st.st_size != entry["size"]:
+                return None
+            if (st.st_mtime_ns != entry.get("mtime_ns")
+                    and _hash_file(path / rel).hexdigest() != entry["sha256"]):
+                return None
+            total += st.st_size
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if weight.size is not None and total != weight.size:
+        return None
+    return _folder_digest(files)
 
 
 def _unpacked(target: Path, digest: str | None) -> bool:
@@ -249,7 +293,12 @@ class Plan:
 
     @property
     def unknown_sizes(self) -> int:
-        return sum(1 for i in self.items if i.needs_fetch and i.to_download is None)
+        return sum(1 for i in self.items
+                   if i.needs_fetch and i.to_download is None and not i.weight.manual)
+
+    @property
+    def by_hand(self) -> int:
+        return sum(1 for i in self.items if i.needs_fetch and i.weight.manual)
 
     @property
     def to_unpack(self) -> int:
@@ -279,12 +328,15 @@ class Plan:
                 if i.unpack_to:
                     what += f", then unpack into {i.weight.unpack}"
             rows.append(f"{i.action:<15} {i.weight.dest}  ({what})")
-        fetch = self.to_fetch
-        summary = f"{len(self.items)} weights under {self.root}: {len(fetch)} to fetch"
+        fetch = len(self.to_fetch) - self.by_hand
+        summary = f"{len(self.items)} weights under {self.root}: {fetch} to fetch"
         if fetch:
             summary += f", {decimal(self.to_download)}"
             if self.unknown_sizes:
-                summary += f" + {self.unknown_sizes} of unknown size"
+                summary += (f" + {self.unknown_sizes} of unknown size (the server says at "
+                            "download time; the disk is checked again then for Hub files)")
+        if self.by_hand:
+            summary += f", {self.by_hand} to download by hand"
         return [*rows, summary]
 
     def __str__(self) -> str:
@@ -587,8 +639,16 @@ def _first_line(err: BaseException) -> str:
     return text
 
 
-def _fetch_hub(item: Item, root: Path, on_bytes: Callable[[int], None]) -> None:
-    from huggingface_hub import hf_hub_download
+NETWORK_TIP = "check the network (or set HF_ENDPOINT to a Hub mirror) and run the same command again"
+
+
+def _hub_endpoint() -> str | None:
+    return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
+
+
+@contextlib.contextmanager
+def _hub_errors(weight: Weight, where: str) -> Iterator[None]:
+    """huggingface_hub's errors, after its own retries, as one ERROR + TIP each."""
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -597,42 +657,182 @@ def _fetch_hub(item: Item, root: Path, on_bytes: Callable[[int], None]) -> None:
         RevisionNotFoundError,
     )
 
-    weight = item.weight
-    assert weight.hf_repo and weight.hf_file
-    endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
-    where = f"{item.source} on {endpoint or 'https://huggingface.co'}"
-    network_tip = ("check the network (or set HF_ENDPOINT to a Hub mirror) and run the same "
-                   "command again")
-    # One staging folder per weight, under root: same filesystem as dest, so the move is a rename.
+    key = "hf_folder" if weight.hf_folder else "hf_file"
+    try:
+        yield
+    except LocalEntryNotFoundError as err:  # the Hub could not be asked; an EntryNotFoundError
+        raise UserError(f"could not download {where}: {_first_line(err)}", NETWORK_TIP) from None
+    except GatedRepoError as err:
+        raise UserError(f"{weight.hf_repo} is gated: {_first_line(err)}",
+                        "accept its terms on the Hub, set HF_TOKEN to a token of yours and "
+                        "run the same command again") from None
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
+        raise UserError(
+            f"{where} was not found: {_first_line(err)}",
+            f"check hf_repo, {key} and hf_revision in the model's spec.toml (a private "
+            "repository also needs HF_TOKEN)") from None
+    except _hub_transport_errors() as err:
+        raise UserError(f"could not download {where}: {_first_line(err)}", NETWORK_TIP) from None
+
+
+@contextlib.contextmanager
+def _staging(root: Path, weight: Weight) -> Iterator[Path]:
+    """A staging folder for one weight under ``root`` (same filesystem as dest: the move is a
+    rename), removed afterwards with the shared parent once empty."""
     staging = root / STAGING / hashlib.sha256(weight.dest.encode()).hexdigest()[:16]
     try:
-        try:
-            got = hf_hub_download(
-                repo_id=weight.hf_repo, filename=weight.hf_file,
-                revision=weight.hf_revision or "main", local_dir=staging, endpoint=endpoint,
-                tqdm_class=_hub_bar_class(on_bytes),  # type: ignore[arg-type]
-            )
-        except LocalEntryNotFoundError as err:  # the Hub could not be asked; an EntryNotFoundError
-            raise UserError(f"could not download {where}: {_first_line(err)}", network_tip) from None
-        except GatedRepoError as err:
-            raise UserError(f"{weight.hf_repo} is gated: {_first_line(err)}",
-                            "accept its terms on the Hub, set HF_TOKEN to a token of yours and "
-                            "run the same command again") from None
-        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
-            raise UserError(
-                f"{where} was not found: {_first_line(err)}",
-                "check hf_repo, hf_file and hf_revision in the model's spec.toml (a private "
-                "repository also needs HF_TOKEN)") from None
-        except _hub_transport_errors() as err:
-            raise UserError(f"could not download {where}: {_first_line(err)}", network_tip) from None
-        got_path = Path(got)
-        _place(got_path, weight, item.path, _hash_file(got_path).hexdigest(), where)
+        yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         try:
-            staging.parent.rmdir()  # the shared STAGING folder, once empty
+            staging.parent.rmdir()
         except OSError:
             pass
+
+
+def _hub_download(weight: Weight, filename: str, staging: Path,
+                  on_bytes: Callable[[int], None]) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(
+        repo_id=weight.hf_repo, filename=filename, revision=weight.hf_revision or "main",
+        local_dir=staging, endpoint=_hub_endpoint(),
+        tqdm_class=_hub_bar_class(on_bytes),  # type: ignore[arg-type]
+    ))
+
+
+def _hub_listing(weight: Weight, folder: str, where: str, recursive: bool) -> list:
+    """The Hub's own listing of ``folder`` ("" for the top) at the weight's revision: RepoFile
+    entries with path, size, git blob id and, for LFS files, the sha256."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFile
+
+    api = HfApi(endpoint=_hub_endpoint())
+    with _hub_errors(weight, where):
+        return [f for f in api.list_repo_tree(weight.hf_repo, path_in_repo=folder or None,
+                                              revision=weight.hf_revision, recursive=recursive)
+                if isinstance(f, RepoFile)]
+
+
+def _matches_listing(entry, got: Path, where: str) -> str:
+    """``got``'s sha256 once it is what the Hub lists as ``entry`` (LFS sha256, else git blob
+    id); else a UserError."""
+    digest, size = _hash_file(got).hexdigest(), got.stat().st_size
+    if entry.lfs is not None:
+        ok, expected = digest == entry.lfs.sha256 and size == entry.lfs.size, entry.lfs.sha256
+    else:
+        ok, expected = _git_blob_id(got) == entry.blob_id and size == entry.size, entry.blob_id
+    if not ok:
+        raise UserError(f"{entry.path} from {where} does not match the Hub's own listing "
+                        f"({expected}); nothing was put in place",
+                        "run the same command again; if it fails the same way, report it")
+    return digest
+
+
+def _fetch_hub(item: Item, root: Path, on_bytes: Callable[[int], None]) -> None:
+    weight = item.weight
+    assert weight.hf_repo and weight.hf_file
+    where = f"{item.source} on {_hub_endpoint() or 'https://huggingface.co'}"
+    entry = None
+    if weight.sha256 is None:  # pinned by revision alone: check it against the Hub's listing
+        parent = posixpath.dirname(weight.hf_file)
+        entry = next((f for f in _hub_listing(weight, parent, where, recursive=False)
+                      if f.path == weight.hf_file), None)
+        if entry is None:
+            raise UserError(f"{where} was not found: the Hub does not list it at that revision",
+                            "check hf_repo, hf_file and hf_revision in the model's spec.toml")
+        if weight.size is None:
+            _check_room(item.path, entry.size)
+    with _staging(root, weight) as staging:
+        with _hub_errors(weight, where):
+            got = _hub_download(weight, weight.hf_file, staging, on_bytes)
+        digest = _matches_listing(entry, got, where) if entry else _hash_file(got).hexdigest()
+        _place(got, weight, item.path, digest, where)
+
+
+def _git_blob_id(path: Path) -> str:
+    """The git blob id (sha1 of ``blob <size>\\0`` + content) the Hub lists for small files."""
+    hasher = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _fetch_hub_folder(item: Item, root: Path, on_bytes: Callable[[int], None],
+                      on_total: Callable[[int], None]) -> None:
+    """List the folder at the pinned revision, fetch and check every file, swap it into place."""
+    weight = item.weight
+    assert weight.hf_repo and weight.hf_folder and weight.hf_revision
+    where = f"{item.source} on {_hub_endpoint() or 'https://huggingface.co'}"
+    listing = _hub_listing(weight, weight.hf_folder, where, recursive=True)
+    tip = f"check hf_folder and hf_revision of {weight.dest} in the model's spec.toml"
+    if not listing:
+        raise UserError(f"{where} holds no files", tip)
+    prefix = weight.hf_folder + "/"
+    for f in listing:
+        if not f.path.startswith(prefix) or ".." in f.path.split("/"):
+            raise UserError(f"{where}: the Hub listed {f.path!r}, which is not inside the folder",
+                            "report it; nothing was downloaded")
+    total = sum(f.size for f in listing)
+    if weight.size is not None and total != weight.size:
+        raise UserError(f"size mismatch for {weight.dest}: the spec says {weight.size} bytes, "
+                        f"the Hub lists {total} in {len(listing)} files", tip)
+    on_total(total)
+    what = f"fetched from {item.source}"
+    _claim(item.path, what)  # before the first byte
+    _check_room(item.path, total)
+    with _staging(root, weight) as staging:
+        files: dict[str, dict] = {}
+        for f in listing:
+            with _hub_errors(weight, where):
+                got = _hub_download(weight, f.path, staging, on_bytes)
+            digest = _matches_listing(f, got, where)
+            st = got.stat()
+            files[f.path[len(prefix):]] = {"size": st.st_size, "sha256": digest,
+                                           "mtime_ns": st.st_mtime_ns}
+        folder = staging / weight.hf_folder
+        record = {"source": item.source, "files": files}
+        (folder / FOLDER_MANIFEST).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        _swap_in(folder, item.path, what)
+
+
+def _check_room(dest: Path, need: int, margin: int = DISK_MARGIN) -> None:
+    where = existing_parent(dest)
+    free = shutil.disk_usage(where).free
+    if free <= need + margin:
+        raise UserError(
+            f"not enough disk space under {where}: {dest.name} needs {decimal(need + margin)} "
+            f"({decimal(need)} to download + {decimal(margin)} to spare), {decimal(free)} is free",
+            f"free at least {decimal(need + margin - free)} there and run the same command again "
+            "(weights already downloaded are kept)")
+
+
+def _ours(target: Path) -> bool:
+    """``target`` is a folder this module put there (or an empty one): safe to replace."""
+    return target.is_dir() and not target.is_symlink() and (
+        (target / UNPACKED_MARKER).is_file() or (target / FOLDER_MANIFEST).is_file()
+        or not any(target.iterdir()))
+
+
+def _claim(target: Path, what: str) -> None:
+    """Refuse, touching nothing, when ``target`` holds something that is not ours to replace."""
+    if (target.exists() or target.is_symlink()) and not _ours(target):
+        raise UserError(f"{target} already exists and was not {what}",
+                        f"move {target} away (or delete it) and run the same command again")
+
+
+def _swap_in(new: Path, target: Path, what: str) -> None:
+    """Rename folder ``new`` to ``target``, replacing an earlier folder of ours there."""
+    _claim(target, what)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        os.rename(target, old)
+        os.rename(new, target)
+        shutil.rmtree(old)
+    else:
+        os.rename(new, target)
 
 
 # --- archives ----------------------------------------------------------------------------------
@@ -706,11 +906,8 @@ def unpack_archive(archive: Path, target: Path, digest: str) -> None:
     """
     if _unpacked(target, digest):
         return
-    ours = target.is_dir() and not target.is_symlink() and (
-        (target / UNPACKED_MARKER).is_file() or not any(target.iterdir()))
-    if (target.exists() or target.is_symlink()) and not ours:
-        raise UserError(f"{target} already exists and was not unpacked from {archive.name}",
-                        f"move {target} away (or delete it) and run the same command again")
+    what = f"unpacked from {archive.name}"
+    _claim(target, what)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unpacking", dir=target.parent))
     try:
@@ -725,13 +922,7 @@ def unpack_archive(archive: Path, target: Path, digest: str) -> None:
                             "the archive matches the spec's sha256, so the spec names a file that "
                             "is not a readable archive: report it") from None
         (tmp / UNPACKED_MARKER).write_text(digest + "\n")
-        if target.exists():
-            old = target.with_name(tmp.name + ".old")
-            os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, target)
+        _swap_in(tmp, target, what)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -772,6 +963,9 @@ def fetch_all(weights: Iterable[Weight], root: Path, *, console: Console | None 
                     item.path.parent.mkdir(parents=True, exist_ok=True)
                     if item.weight.url:
                         _fetch_url(item, policy, session, on_bytes)
+                    elif item.weight.hf_folder:
+                        _fetch_hub_folder(item, root, on_bytes,
+                                          lambda n, t=task: progress.update(t, total=n))
                     else:
                         _fetch_hub(item, root, on_bytes)
                 if item.unpack_to and not item.unpacked:
