@@ -391,7 +391,9 @@ def print_plan(env: Env, reason: str) -> None:
         need = the_plan.to_download + the_plan.to_unpack
         where = weights.existing_parent(env.weights_root)
         free = shutil.disk_usage(where).free
-        out.print(f"Disk: weights need {decimal(need)} more under {where} "
+        unknown = (f" + {the_plan.unknown_sizes} weights of unknown size"
+                   if the_plan.unknown_sizes else "")
+        out.print(f"Disk: weights need {decimal(need)}{unknown} more under {where} "
                   f"({decimal(free)} free); packages come on top (uv cache + venv, "
                   "several GB with torch)")
 
