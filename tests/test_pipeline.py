@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from thbench import envs, paths, proc, runs, specs
+from thbench import envs, gpu, paths, proc, runs, specs
 from thbench.errors import UserError
 from thbench.specs import Kind
 
@@ -56,6 +56,7 @@ schema = 1
 description = "stand-in upstream model for tests"
 python = "3.11"
 gpu = "optional"
+cpu_speed = "stand-in: about a second"
 requirements = "requirements.lock"
 imports = ["imageio_ffmpeg", "torch"]
 
@@ -205,7 +206,7 @@ def test_setup_resumes_verifies_and_refuses_corrupt_weights(world):
     assert len(server.log()) == requests_before
 
 
-def test_run_chain_on_the_stand_in_model_and_the_replaced_torch_guard(world):
+def test_run_chain_on_the_stand_in_model_and_the_replaced_torch_guard(world, capsys):
     write_spec, _, tmp_path = world
     spec = write_spec()
     env = envs.setup(spec)
@@ -215,6 +216,8 @@ def test_run_chain_on_the_stand_in_model_and_the_replaced_torch_guard(world):
                            audio=audio, outputs=tmp_path / "outputs", face_check=False)
     result = runs.run(request)
     assert result.ok, result.record["failure"]
+    if not gpu.detect():  # a GPU-optional model says how slow the CPU will be, from its spec
+        assert "will run on the CPU (stand-in: about a second)" in capsys.readouterr().err
     assert result.record["env"]["repo"]["commit"] == spec.repo.commit
     inference_log = (result.run_dir / "logs/inference.log").read_text()
     assert 'lut-v1 {"dim": 4} torch 2.1.2+cpu' in inference_log  # every weight, as placed

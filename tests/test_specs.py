@@ -157,3 +157,14 @@ def test_a_hub_folder_is_pinned_by_its_revision(tmp_path, extra, problem):
         assert problems == [] and spec.weights[0].hf_folder == "model_ckpts/wav2vec2-base-960h"
     else:
         assert any(problem in p for p in problems), problems
+
+
+def test_cpu_speed_is_for_gpu_optional_models(tmp_path):
+    assert 'gpu = "optional"' in GOOD_MODEL
+    text = GOOD_MODEL.replace('gpu = "optional"', 'gpu = "required"\ncpu_speed = "slow"')
+    _, problems = specs.parse(write_spec(tmp_path, Kind.MODEL, "demo", text), Kind.MODEL)
+    assert any("cpu_speed = 'slow': only for gpu = \"optional\" models" in p
+               for p in problems), problems
+    text = GOOD_MODEL.replace('gpu = "optional"', 'gpu = "optional"\ncpu_speed = "slow"')
+    spec, problems = specs.parse(write_spec(tmp_path, Kind.MODEL, "demo2", text), Kind.MODEL)
+    assert problems == [] and spec.cpu_speed == "slow"

@@ -127,8 +127,8 @@ def _require_gpu(model: Spec) -> list[gpu.Gpu]:
             "`uv run invoke run still …` runs on the CPU",
         )
     if model.gpu is Gpu.OPTIONAL and not found:
-        console.print(f"[yellow]No GPU found: '{model.name}' will run on the CPU, "
-                      "which can take many times longer than on a GPU.")
+        speed = model.cpu_speed or "not measured; expect many times longer than on a GPU"
+        console.print(f"[yellow]No GPU found: '{model.name}' will run on the CPU ({speed}).")
     return found
 
 

@@ -158,6 +158,7 @@ class Spec:
     profiles: dict[str, Profile] = field(default_factory=dict)  # beside the default one
     profile: str = DEFAULT_PROFILE  # the one this object's env fields describe
     gpu: Gpu = Gpu.NONE
+    cpu_speed: str | None = None  # gpu = "optional": how slow a CPU run is, with its source
     baseline: bool = False
     torch: Torch | None = None
     repo: Repo | None = None
@@ -488,7 +489,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     allowed = ["schema", "description", *ENV_KEYS, "imports", "license", "profiles",
                kind.command_table]
     if kind is Kind.MODEL:
-        allowed += ["gpu", "baseline", "repo", "weights"]
+        allowed += ["gpu", "cpu_speed", "baseline", "repo", "weights"]
     checker.unknown_keys(spec, allowed, "")
     checker.get(spec, "schema", int, f"schema = {SCHEMA_VERSION}",
                 test=lambda v: None if v == SCHEMA_VERSION else f"this version reads schema {SCHEMA_VERSION}")
@@ -500,6 +501,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
                           test=module) or []
     license_ = checker.get(spec, "license", str, '"Apache-2.0"', required=False)
     gpu = Gpu.NONE
+    cpu_speed = None
     baseline = False
     repo = None
     weights: tuple[Weight, ...] = ()
@@ -508,6 +510,13 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
                               test=lambda v: None if v in Gpu.__members__.values() else
                               "must be one of " + ", ".join(g.value for g in Gpu))
         gpu = Gpu(gpu_raw) if gpu_raw else Gpu.NONE
+        cpu_speed = checker.get(spec, "cpu_speed", str,
+                                '"~7 min per second of video on a desktop CPU (upstream #227)"',
+                                required=False,
+                                test=lambda v: None if v.strip() and "\n" not in v else "one line")
+        if cpu_speed and gpu is not Gpu.OPTIONAL:
+            checker.bad("cpu_speed", cpu_speed, 'only for gpu = "optional" models',
+                        'gpu = "optional"')
         baseline = bool(checker.get(spec, "baseline", bool, "baseline = true", required=False))
         repo = _repo(checker, spec)
         weights = _weights(checker, spec)
@@ -536,7 +545,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     return Spec(
         kind=kind, name=name, path=path, description=description, **env_fields,
         imports=tuple(imports), command=command,
-        sha256=hashlib.sha256(raw).hexdigest(), gpu=gpu, baseline=baseline,
+        sha256=hashlib.sha256(raw).hexdigest(), gpu=gpu, cpu_speed=cpu_speed, baseline=baseline,
         repo=repo, weights=weights, license=license_, profiles=profiles,
     ), []
 
