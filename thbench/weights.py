@@ -402,7 +402,13 @@ def check_disk(the_plan: Plan, root: Path | None = None, *, margin: int = DISK_M
     download, unpack = the_plan.to_download, the_plan.to_unpack
     if not the_plan.to_fetch and not unpack:
         return
-    where = existing_parent(root or the_plan.root)
+    _require_room(root or the_plan.root, "the weights need", download, unpack, margin)
+
+
+def _require_room(path: Path, who_needs: str, download: int, unpack: int = 0,
+                  margin: int = DISK_MARGIN) -> None:
+    """ERROR + TIP unless the disk holding ``path`` has more than download + unpack + margin free."""
+    where = existing_parent(path)
     free = shutil.disk_usage(where).free
     need = download + unpack + margin
     if free > need:
@@ -411,7 +417,7 @@ def check_disk(the_plan: Plan, root: Path | None = None, *, margin: int = DISK_M
     if unpack:
         parts += f" + {decimal(unpack)} to unpack"
     raise UserError(
-        f"not enough disk space under {where}: the weights need {decimal(need)} "
+        f"not enough disk space under {where}: {who_needs} {decimal(need)} "
         f"({parts} + {decimal(margin)} to spare), {decimal(free)} is free",
         f"free at least {decimal(need - free)} there and run the same command again "
         "(weights already downloaded are kept)",
@@ -742,7 +748,7 @@ def _fetch_hub(item: Item, root: Path, on_bytes: Callable[[int], None]) -> None:
             raise UserError(f"{where} was not found: the Hub does not list it at that revision",
                             "check hf_repo, hf_file and hf_revision in the model's spec.toml")
         if weight.size is None:
-            _check_room(item.path, entry.size)
+            _require_room(item.path, f"{weight.dest} needs", entry.size)
     with _staging(root, weight) as staging:
         with _hub_errors(weight, where):
             got = _hub_download(weight, weight.hf_file, staging, on_bytes)
@@ -781,7 +787,7 @@ def _fetch_hub_folder(item: Item, root: Path, on_bytes: Callable[[int], None],
     on_total(total)
     what = f"fetched from {item.source}"
     _claim(item.path, what)  # before the first byte
-    _check_room(item.path, total)
+    _require_room(item.path, f"{weight.dest} needs", total)
     with _staging(root, weight) as staging:
         files: dict[str, dict] = {}
         for f in listing:
@@ -795,17 +801,6 @@ def _fetch_hub_folder(item: Item, root: Path, on_bytes: Callable[[int], None],
         record = {"source": item.source, "files": files}
         (folder / FOLDER_MANIFEST).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         _swap_in(folder, item.path, what)
-
-
-def _check_room(dest: Path, need: int, margin: int = DISK_MARGIN) -> None:
-    where = existing_parent(dest)
-    free = shutil.disk_usage(where).free
-    if free <= need + margin:
-        raise UserError(
-            f"not enough disk space under {where}: {dest.name} needs {decimal(need + margin)} "
-            f"({decimal(need)} to download + {decimal(margin)} to spare), {decimal(free)} is free",
-            f"free at least {decimal(need + margin - free)} there and run the same command again "
-            "(weights already downloaded are kept)")
 
 
 def _ours(target: Path) -> bool:
