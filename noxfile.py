@@ -48,7 +48,9 @@ def _setup_options(session: nox.Session) -> argparse.Namespace:
                         help="print the plan (commands, URLs, sizes, profile); change nothing")
     parser.add_argument("--profile", help="force a profile instead of choosing by GPU")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    options = "options: --dry-run, --profile NAME, --force"
+    parser.add_argument("--rehearse", action="store_true",
+                        help="stand-in weights from the model's rehearse.py; nothing downloaded")
+    options = "options: --dry-run, --profile NAME, --force, --rehearse"
     try:
         known, unknown = parser.parse_known_args(session.posargs)
     except argparse.ArgumentError as err:
@@ -63,7 +65,7 @@ def _setup_session(kind: Kind, spec: specs.Spec) -> None:
         options = _setup_options(s)
         with _errors_end(s):
             cli.setup_for_run(kind, spec.name, force=options.force, profile=options.profile,
-                              dry_run=options.dry_run)
+                              dry_run=options.dry_run, rehearse=options.rehearse)
 
     what = kind.label
     session.__doc__ = f"Set up the {what} '{spec.name}' (Python {spec.python}): {spec.description}"
@@ -73,6 +75,31 @@ def _setup_session(kind: Kind, spec: specs.Spec) -> None:
 for _kind in Kind:
     for _spec in SPECS[_kind].values():
         _setup_session(_kind, _spec)
+
+
+REHEARSAL_TEXT = "This is a rehearsal."  # short: some models take minutes per second on a CPU
+
+
+def _rehearse_session(spec: specs.Spec) -> None:
+    def session(s: nox.Session) -> None:
+        unknown = [a for a in s.posargs if a not in ("--force", "--offline")]
+        if unknown:
+            s.error(f"unknown option {' '.join(unknown)}; options: --force, --offline")
+        with _errors_end(s):
+            result = cli.rehearse(spec.name, text=REHEARSAL_TEXT, force="--force" in s.posargs,
+                                  offline="--offline" in s.posargs)
+        if result is None or not result.ok:
+            s.error(f"the {spec.name} rehearsal did not reach its expected end; see "
+                    f"solutions/{spec.name}/rehearsal.json")
+
+    session.__doc__ = (f"Rehearse '{spec.name}': real checkout and installs, random stand-in "
+                       "weights, the real entry point; writes its rehearsal.json")
+    nox.session(name=f"rehearse-{spec.name}", tags=["rehearse"])(session)
+
+
+for _spec in SPECS[Kind.MODEL].values():
+    if _spec.rehearsal:
+        _rehearse_session(_spec)
 
 
 @nox.session

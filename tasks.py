@@ -7,6 +7,7 @@ from pathlib import Path
 from invoke import task
 
 from thbench import cli, runs
+from thbench import mirror as mirrors  # `mirror` is the task
 from thbench.errors import UserError, exits_cleanly
 
 
@@ -33,11 +34,14 @@ def bootstrap(c, dry_run=False, uv_from="pypi"):
         "tts": "TTS backend for --text (default: piper)",
         "outputs": "folder for run folders (default: outputs/, or THB_OUTPUTS_DIR)",
         "face-check": "refuse images with no detectable face (default); --no-face-check skips it",
+        "rehearse": "run the env set up with `-- --rehearse` (random stand-in weights); the "
+                    "record and the table say so",
+        "offline": "run the inference with no network at all (its own network namespace)",
     },
 )
 @exits_cleanly
 def run(c, model, image=None, text=None, audio=None, tts=cli.DEFAULT_TTS, outputs=None,
-        face_check=True):
+        face_check=True, rehearse=False, offline=False):
     """Turn an image and a text (or audio) into a checked talking video in outputs/<model>/<run-id>/."""
     if image is None:
         raise UserError("no --image given", f"e.g. `uv run invoke run {model} --image "
@@ -45,6 +49,7 @@ def run(c, model, image=None, text=None, audio=None, tts=cli.DEFAULT_TTS, output
     request = runs.Request(
         model=model, image=Path(image), text=text, audio=Path(audio) if audio else None,
         tts=tts, outputs=Path(outputs) if outputs else None, face_check=face_check,
+        rehearse=rehearse, offline=offline,
     )
     if not cli.run(request).ok:
         raise SystemExit(1)
@@ -63,3 +68,23 @@ def demo(c, outputs=None):
 def models(c):
     """List the models, their GPU needs and whether their env is set up."""
     cli.list_models()
+
+
+@task(
+    iterable=["repo"],
+    help={
+        "dest": "folder to hold the mirror (<owner>/<name> bare repositories); made if missing",
+        "repo": "owner/name=PATH: serve the git repository at PATH (bare, or a work tree) as "
+                "github.com/owner/name; repeat for each repository",
+    },
+)
+@exits_cleanly
+def mirror(c, dest=None, repo=None):
+    """Make a THB_GITHUB_MIRROR folder from git repositories here, leaving them untouched."""
+    if not dest:
+        raise UserError("no --dest given", f"e.g. `uv run invoke mirror --dest ~/thb-mirror "
+                        f"--repo {mirrors.EXAMPLE}`")
+    for served in mirrors.make(Path(dest), mirrors.parse_pairs(repo or [])):
+        refs = f"{served.refs} ref" + ("s" if served.refs != 1 else "")
+        print(f"{served.action:>9}  {served.slug} → {served.source} ({refs})")
+    print(f"export {mirrors.env_line(Path(dest))}")

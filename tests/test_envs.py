@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from thbench import envs, proc, specs
+from thbench import envs, health, proc, specs
 from thbench.errors import UserError
 from thbench.specs import Kind
 
@@ -142,7 +142,7 @@ def test_health_check_catches_a_replaced_torch(tmp_path, envs_dir, six_lock):
     assert stamp["torch"]["version"] == "2.1.2+cpu" and stamp["torch"]["cuda"] is None
     proc.run([envs.uv_binary(), "pip", "install", "--python", env.python, other])
     with pytest.raises(UserError) as caught:
-        envs.health_check(env)
+        health.health_check(env)
     assert "torch is 2.1.3+cpu, the spec pins 2.1.2+cpu" in caught.value.message
 
 

@@ -38,7 +38,8 @@ import imageio_ffmpeg, torch
 
 p = argparse.ArgumentParser()
 p.add_argument("--image"); p.add_argument("--audio"); p.add_argument("--out")
-a = p.parse_args()
+a, extra = p.parse_known_args()  # a rehearsal may add options; say what came
+print("extra options", extra)
 gain = pathlib.Path("checkpoints/gain.bin").read_bytes()  # cwd is the checkout, as upstream
 table = pathlib.Path("tables/lut/lut.txt").read_text()
 encoder = pathlib.Path("encoder/config.json").read_text()

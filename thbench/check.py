@@ -181,10 +181,10 @@ def _frame_lumas(video: Path) -> list[float]:
 
 # --- for the CLI ---------------------------------------------------------------------------------
 
-def render_table(report: CheckReport) -> Table:
-    """One row per check: ✓/✗, its name and what it measured."""
+def render_table(report: CheckReport, note: str = "") -> Table:
+    """One row per check: ✓/✗, its name and what it measured; ``note`` follows the verdict."""
     verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
-    table = Table(title=f"Output check: {verdict}", title_justify="left")
+    table = Table(title=f"Output check: {verdict}{note}", title_justify="left")
     table.add_column("", width=1)
     table.add_column("check")
     table.add_column("detail")

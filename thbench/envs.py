@@ -6,6 +6,7 @@ Layout, under ``paths.envs_root()`` (``.envs/`` by default, ``THB_ENVS_DIR`` to 
     <kind>-<name>/stamp.json     written last, only after every step and the health check passed
     <kind>-<name>/setup.log      output of every command of the last setup
     <kind>-<name>/repo/          an upstream model's checkout, with its weights where it wants them
+    <kind>-<name>/standins.json  a rehearsal env only: the stand-in weights it made (rehearsal.py)
     <kind>-<name>.lock           file lock: two setups of one env never interleave
     <kind>-<name>.run.lock       file lock: one inference per env at a time
 
@@ -33,15 +34,13 @@ from urllib.request import url2pathname
 from rich.console import Console
 from rich.filesize import decimal
 
-from thbench import gpu, paths, proc, profiles, repo, weights
+from thbench import gpu, health, library_logs, paths, proc, profiles, reach, rehearsal, repo, weights
 from thbench.errors import UserError
 from thbench.files import atomic_write_text, waiting_lock
 from thbench.specs import DEFAULT_PROFILE, Spec, pin_name
 
 STAMP_SCHEMA = 1
 console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-HEALTH_PROBE = Path(__file__).with_name("health_probe.py")  # runs under the env's Python
 
 
 def uv_binary() -> str:
@@ -56,10 +55,13 @@ def uv_binary() -> str:
 class Env:
     spec: Spec
     root: Path
+    rehearse: bool = False  # stand-in weights from the spec's rehearsal script (rehearsal.py)
 
     @classmethod
-    def of(cls, spec: Spec) -> Env:
-        return cls(spec, paths.envs_root() / spec.env_id)
+    def of(cls, spec: Spec, *, rehearse: bool = False) -> Env:
+        if rehearse:
+            spec = rehearsal.spec_for(spec)
+        return cls(spec, paths.envs_root() / spec.env_id, rehearse)
 
     @property
     def venv(self) -> Path:
@@ -99,10 +101,15 @@ class Env:
                                   if self.spec.build_constraints else None),
             "imports": list(self.spec.imports),
             "profile": self.spec.profile,
-            "repo": [self.spec.repo.url, self.spec.repo.commit] if self.spec.repo else None,
+            "repo": ([self.spec.repo.url, self.spec.repo.commit]
+                     + ([list(self.spec.repo.exclude)] if self.spec.repo.exclude else [])
+                     if self.spec.repo else None),
             "weights": [[w.dest, w.sha256 or w.hf_revision, w.unpack]
                         + ([w.hf_folder] if w.hf_folder else []) for w in self.spec.weights],
         }
+        if self.rehearse:  # only then, so real envs keep the identity they were stamped with
+            parts["rehearsal"] = [self.spec.rehearsal.script,
+                                  (self.spec.folder / self.spec.rehearsal.script).read_text()]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def read_stamp(self) -> dict | None:
@@ -119,8 +126,11 @@ class Env:
                for w in self.spec.weights):
             return False  # deleted since setup; stat only, the hashes were checked then
         torch = stamp.get("torch") or {}
-        if torch.get("version") and _torch_dist_version(self.venv) != torch["version"]:
-            return False  # replaced after setup (a stray `pip install` in the env)
+        # Replaced after setup (a stray `pip install` in the env)? The dist-info name is compared
+        # with the one recorded then: torch.__version__ may carry a local tag the metadata lacks.
+        recorded = torch.get("dist", torch.get("version"))
+        if recorded and _torch_dist_version(self.venv) != recorded:
+            return False
         try:
             proc.run([self.python, "-c", "pass"], timeout=60)
         except (proc.CommandFailed, UserError):
@@ -134,19 +144,32 @@ def _torch_dist_version(venv: Path) -> str | None:
     return found[0].name.removeprefix("torch-").removesuffix(".dist-info") if found else None
 
 
-def require_ready(spec: Spec) -> Env:
-    """The env of ``spec`` (in the profile it was set up with) if current, else ERROR + TIP."""
-    env = Env.of(spec)
-    profile = (env.read_stamp() or {}).get("profile", DEFAULT_PROFILE)
+def require_ready(spec: Spec, *, rehearse: bool = False) -> Env:
+    """The env of ``spec`` (in the profile it was set up with) if current, else ERROR + TIP.
+
+    A rehearsal env (stand-in weights) serves only a rehearsal run, and a real env only a real one.
+    """
+    env = Env.of(spec, rehearse=rehearse)
+    stamp = env.read_stamp() or {}
+    profile = stamp.get("profile", DEFAULT_PROFILE)
     if profile != spec.profile and profile in spec.profile_names:
-        env = Env.of(spec.with_profile(profile))
+        env = Env.of(spec.with_profile(profile), rehearse=rehearse)
+    if stamp and bool(stamp.get("rehearsal")) != rehearse:
+        if rehearse:
+            raise UserError(f"model '{spec.name}' is set up with real weights, not for a rehearsal",
+                            "run it without --rehearse (a rehearsal never replaces real weights)")
+        raise UserError(
+            f"model '{spec.name}' is set up for a rehearsal: its weights are random stand-ins, "
+            "and its videos show nothing of the model",
+            f"run `uv run nox -s {spec.setup_session}` for the real weights, or add --rehearse")
     if env.is_ready():
         return env
     what = spec.kind.label
     state = "changed since its setup" if env.read_stamp() else "not set up"
     raise UserError(
         f"{what} '{spec.name}' is {state} (env: {env.root})",
-        f"run `uv run nox -s {spec.setup_session}`, then the same command again",
+        f"run `uv run nox -s {spec.setup_session}"
+        + (" -- --rehearse" if rehearse else "") + "`, then the same command again",
     )
 
 
@@ -211,11 +234,15 @@ def find_python(version: str, log: Path | None = None, *, install: bool = True) 
 
 
 @contextmanager
-def _step(title: str) -> Iterator[None]:
+def _step(title: str, seconds: dict[str, float] | None = None, key: str = "") -> Iterator[None]:
+    """Show a step with a spinner, then its time; ``seconds[key]`` records it for the stamp."""
     start = time.monotonic()
     with console.status(f"{title}…"):
         yield
-    console.print(f"  [green]✓[/] {title} [dim]({time.monotonic() - start:.1f}s)[/]")
+    took = time.monotonic() - start
+    if seconds is not None:
+        seconds[key] = round(seconds.get(key, 0) + took, 1)
+    console.print(f"  [green]✓[/] {title} [dim]({took:.1f}s)[/]")
 
 
 def _installed(env: Env) -> dict[str, str]:
@@ -225,16 +252,18 @@ def _installed(env: Env) -> dict[str, str]:
 
 
 def setup(spec: Spec, *, profile: str | None = None, force: bool = False,
-          dry_run: bool = False) -> Env:
+          dry_run: bool = False, rehearse: bool = False) -> Env:
     """Build the env of ``spec`` unless its stamp already matches; all or nothing.
 
     The profile (torch build) is ``profile`` if given, else the first that supports the GPU.
     Steps: checkout → venv → torch → lock (torch held) → weights → health check → stamp.
     ``dry_run`` prints that plan, with sizes, and touches neither the network nor the disk.
+    ``rehearse`` makes stand-in weights instead of fetching them (thbench/rehearsal.py).
     """
     choice = profiles.choose(spec, gpu.detect(), profile)
     spec = choice.spec
-    env = Env.of(spec)
+    env = Env.of(spec, rehearse=rehearse)
+    spec = env.spec
     if dry_run:
         print_plan(env, choice.reason)
         return env
@@ -253,7 +282,8 @@ def setup(spec: Spec, *, profile: str | None = None, force: bool = False,
         env.log.write_text("")
         start = time.monotonic()
         try:
-            stamp = _build(env)
+            with library_logs.to_file(env.log):  # urllib3, huggingface_hub…: the log only
+                stamp = _build(env)
         except BaseException:
             # Nothing half-built looks usable; the checkout and the weights (verified files,
             # resumable parts) stay, so a re-run does not fetch them again.
@@ -293,22 +323,38 @@ def _lock_argv(env: Env, held: Path | None) -> list:
     return argv
 
 
+def _precheck_weights(env: Env) -> None:
+    """Before the long installs: every host a weight still comes from answers (reach.py)."""
+    to_fetch = weights.plan(env.spec.weights, env.weights_root).to_fetch if env.spec.weights else ()
+    if to_fetch:
+        reach.require_reachable(to_fetch, who=env.spec.env_id)
+
+
 def _build(env: Env) -> dict:
     spec, uv = env.spec, uv_binary()
+    took: dict[str, float] = {}  # seconds per step, for the stamp (and a rehearsal's record)
     if spec.repo:
-        with _step(f"check out {spec.repo.url} at {spec.repo.commit[:12]}"):
+        with _step(f"check out {spec.repo.url} at {spec.repo.commit[:12]}", took, "checkout"):
             repo.checkout(spec.repo, env.repo, log=env.log)
-    if any(w.manual for w in spec.weights):  # before the long installs: a person must act
-        weights.require_manual(weights.plan(spec.weights, env.weights_root))
-    with _step(f"find Python {spec.python}"):
+    if env.rehearse:  # before the long installs: never write stand-ins over real weights
+        rehearsal.refuse_real_weights(spec, env.weights_root, env.root)
+    else:
+        # A real setup replaces a rehearsal's stand-ins, first of all: a stand-in at a manual
+        # weight's dest would otherwise pass for the file a person placed there.
+        rehearsal.remove_standins(env.root, env.weights_root, env.log)
+        if any(w.manual for w in spec.weights):  # before the long installs: a person must act
+            weights.require_manual(weights.plan(spec.weights, env.weights_root))
+        _precheck_weights(env)
+    with _step(f"find Python {spec.python}", took, "python"):
         interpreter = find_python(spec.python, env.log)
-    with _step(f"create venv with {interpreter}"):
+    with _step(f"create venv with {interpreter}", took, "venv"):
         proc.run(_venv_argv(env, interpreter), log=env.log, timeout=600)
     constraints: list[str] = []
     held = None
     if spec.torch:
         index = spec.torch.index
-        with _step(f"install {' '.join(spec.torch.packages)} from {index or 'PyPI'}"):
+        with _step(f"install {' '.join(spec.torch.packages)} from {index or 'PyPI'}", took,
+                   "torch"):
             proc.run(_torch_argv(env), log=env.log, timeout=3600)
         installed = _installed(env)
         pinned = {pin_name(p) for p in spec.torch.packages}
@@ -316,15 +362,22 @@ def _build(env: Env) -> dict:
         held = env.root / "torch-constraints.txt"
         held.write_text("\n".join(constraints) + "\n")
     with _step(f"install {spec.requirements.name}"
-               + (" with torch held fixed" if constraints else "")):
+               + (" with torch held fixed" if constraints else ""), took, "lock"):
         proc.run(_lock_argv(env, held), log=env.log, timeout=3600)
-    fetched = None
-    if spec.weights:
+    fetched, standins = None, None
+    if spec.weights and env.rehearse:
+        with _step(f"make {len(spec.weights)} stand-in weights with "
+                   f"{spec.rehearsal.script} (random, seed {rehearsal.SEED})", took, "standins"):
+            standins = rehearsal.make_standins(spec, env.python, env.repo, env.weights_root,
+                                               env.root, env.log)
+    elif spec.weights:
         console.print(f"  weights → {env.weights_root}")
+        start = time.monotonic()
         fetched = weights.fetch_all(spec.weights, env.weights_root, console=console)
+        took["weights"] = round(time.monotonic() - start, 1)
         console.print(f"  [green]✓[/] {len(spec.weights)} weights present and verified")
-    with _step("health check: " + (", ".join(spec.imports) or "interpreter")):
-        report = health_check(env, expected=constraints)
+    with _step("health check: " + (", ".join(spec.imports) or "interpreter"), took, "health"):
+        report = health.health_check(env, expected=constraints)
     return {
         "schema": STAMP_SCHEMA,
         "env": spec.env_id,
@@ -332,14 +385,20 @@ def _build(env: Env) -> dict:
         "identity": env.identity,
         "spec_sha256": spec.sha256,
         "lock_sha256": spec.lock_sha256,
-        "repo": {"url": spec.repo.url, "commit": spec.repo.commit} if spec.repo else None,
+        "repo": {"url": spec.repo.url, "commit": spec.repo.commit,
+                 "excluded": repo.excluded_paths(env.repo)} if spec.repo else None,
         "weights": [{"dest": i.weight.dest, "sha256": i.sha256 or i.weight.sha256,
                      "source": i.source}
                     for i in fetched.items] if fetched else [],
+        "rehearsal": {"standins": standins, "seed": rehearsal.SEED,
+                      "torch": spec.rehearsal.torch_why if spec.rehearsal.torch else None}
+        if env.rehearse else None,
         "python": report["python"],
         "interpreter": str(interpreter),
-        "torch": report["torch"],
+        "torch": {**report["torch"], "dist": _torch_dist_version(env.venv)}
+        if report["torch"] else None,
         "packages": report["packages"],
+        "steps": took,
         "uv": proc.run([uv, "--version"], capture=True).stdout.strip(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -365,8 +424,11 @@ def print_plan(env: Env, reason: str) -> None:
     steps = []
     if spec.repo:
         url = weights.rewrite_url(spec.repo.url)
-        steps.append(f"git fetch --depth 1 {url} {spec.repo.commit} → {env.repo} "
-                     "(full fetch if the server refuses a commit id)")
+        partial = " --filter=blob:none" if spec.repo.exclude else ""
+        left_out = (f"; leaves out {', '.join(spec.repo.exclude)} (sparse checkout)"
+                    if spec.repo.exclude else "")
+        steps.append(f"git fetch --depth 1{partial} {url} {spec.repo.commit} → {env.repo} "
+                     f"(full fetch if the server refuses a commit id){left_out}")
     steps.append(shlex.join(map(str, _venv_argv(env, interpreter or f"python{spec.python}"))))
     held = env.root / "torch-constraints.txt" if spec.torch else None
     if spec.torch:
@@ -374,7 +436,12 @@ def print_plan(env: Env, reason: str) -> None:
     packages = sum(1 for line in spec.requirements.read_text().splitlines()
                    if "==" in line and not line.lstrip().startswith("#"))
     steps.append(shlex.join(map(str, _lock_argv(env, held))) + f"   # {packages} pinned packages")
-    the_plan = weights.plan(spec.weights, env.weights_root, write=False) if spec.weights else None
+    the_plan = (weights.plan(spec.weights, env.weights_root, write=False)
+                if spec.weights and not env.rehearse else None)
+    if env.rehearse and spec.weights:
+        steps.append(f"make {len(spec.weights)} stand-in weights with {spec.folder.name}/"
+                     f"{spec.rehearsal.script} (random, seed {rehearsal.SEED}); nothing downloaded"
+                     + (f"; torch: {spec.rehearsal.torch_why}" if spec.rehearsal.torch else ""))
     if the_plan:
         steps.append(f"download {len(the_plan.to_fetch)} of {len(spec.weights)} weights "
                      f"into {env.weights_root}, sha256-checked")
@@ -396,63 +463,3 @@ def print_plan(env: Env, reason: str) -> None:
         out.print(f"Disk: weights need {decimal(need)}{unknown} more under {where} "
                   f"({decimal(free)} free); packages come on top (uv cache + venv, "
                   "several GB with torch)")
-
-
-def health_check(env: Env, expected: list[str] = ()) -> dict:
-    """Import every module the spec lists; check the held packages were not replaced."""
-    out = proc.run([env.python, HEALTH_PROBE, *env.spec.imports], capture=True,
-                   log=env.log, timeout=600).stdout
-    report = json.loads(out.strip().splitlines()[-1])
-    failed = {k: v for k, v in report["imports"].items() if v != "ok"}
-    if failed:
-        raise UserError(
-            f"{env.spec.env_id}: import failed after install: "
-            + "; ".join(f"{k}: {v}" for k, v in failed.items()),
-            f"see {env.log}; fix {env.spec.requirements} and run the setup again",
-        )
-    for pin in expected:
-        name, version = pin.split("==", 1)
-        got = report["packages"].get(name)
-        if got != version:
-            raise UserError(
-                f"{env.spec.env_id}: {name} {version} was replaced by {got} while installing "
-                f"{env.spec.requirements.name}",
-                f"remove {name} from {env.spec.requirements} (compile it with --no-emit-package "
-                f"{name}) and run the setup again",
-            )
-    if env.spec.torch:
-        _check_torch(env, report["torch"] or {}, gpu.detect())
-    return report
-
-
-def _check_torch(env: Env, torch: dict, gpus: list[gpu.Gpu]) -> None:
-    """torch is the build the spec asked for and, on a GPU machine, really computes there."""
-    spec, fix = env.spec, f"see {env.log}; then run `uv run nox -s {env.spec.setup_session}`"
-    pins = {pin_name(p): p.split("==", 1)[1] for p in spec.torch.packages}
-    pinned = pins.get("torch")
-    if "error" in torch:
-        raise UserError(f"{spec.env_id}: torch does not import: {torch['error']}", fix)
-    if pinned and torch["version"] != pinned:
-        raise UserError(f"{spec.env_id}: torch is {torch['version']}, the spec pins {pinned}: "
-                        "a later install step replaced it", fix)
-    wants_cuda = "+cpu" not in (pinned or "")
-    if wants_cuda and not torch.get("cuda"):
-        raise UserError(f"{spec.env_id}: torch {torch['version']} is a CPU-only build", fix)
-    if not gpus or not wants_cuda:
-        return
-    device = gpus[0]
-    if not torch.get("cuda_available"):
-        raise UserError(
-            f"{spec.env_id}: torch {torch['version']} (CUDA {torch.get('cuda')}) cannot use the "
-            f"{device.name} (driver {device.driver})",
-            "update the NVIDIA driver, or pick a profile built for an older CUDA",
-        )
-    if device.sm not in torch.get("arch_list", []):
-        raise UserError(
-            f"{spec.env_id}: torch {torch['version']} has no kernels for the {device.name} "
-            f"({device.sm}); it was built for {' '.join(torch.get('arch_list', []))}",
-            "pick a profile whose torch build supports this GPU (see `--dry-run`)",
-        )
-    if not torch.get("tiny_op"):
-        raise UserError(f"{spec.env_id}: a tiny CUDA matmul failed on the {device.name}: "
-                        f"{torch.get('tiny_op_error', 'wrong result')}", fix)

@@ -30,7 +30,7 @@ from pathlib import Path
 from rich.console import Console
 
 import thbench
-from thbench import check, envs, gpu, media, paths, proc, specs
+from thbench import check, envs, gpu, media, paths, proc, rehearsal, specs
 from thbench.errors import UserError
 from thbench.files import atomic_write_text, sha256_file, waiting_lock
 from thbench.specs import Gpu, Kind, Spec
@@ -49,6 +49,8 @@ class Request:
     tts: str = "piper"
     outputs: Path | None = None
     face_check: bool = True
+    rehearse: bool = False  # the env's stand-in weights (thbench/rehearsal.py)
+    offline: bool = False  # inference in a network namespace of its own: no network at all
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.record["status"] == "ok"
+        """ok, or a rehearsal that stopped where its spec expects (a GPU, real weights)."""
+        return self.record["status"] in ("ok", "stopped")
 
 
 # --- validation: everything the user can get wrong, before anything is written -------------
@@ -118,9 +121,12 @@ def _shell_safe(model: Spec, *folders: Path) -> None:
                 "and . _ - / only")
 
 
-def _require_gpu(model: Spec) -> list[gpu.Gpu]:
+def _require_gpu(model: Spec, rehearse: bool = False) -> list[gpu.Gpu]:
     found = gpu.detect()
-    if model.gpu is Gpu.REQUIRED and not found:
+    if model.gpu is Gpu.REQUIRED and not found and rehearse:
+        console.print(f"[yellow]No GPU found: the '{model.name}' rehearsal runs until its code "
+                      "needs one.")
+    elif model.gpu is Gpu.REQUIRED and not found:
         raise UserError(
             f"model '{model.name}' needs an NVIDIA GPU and nvidia-smi finds none",
             "run it on a machine with an NVIDIA GPU and driver; "
@@ -228,9 +234,11 @@ class _Stages:
             # A run that failed is not a user mistake: exit 1 (2 is for mistakes), and say
             # where the record is; the original tip (e.g. which log) comes first.
             tip = err.tip + "; " if isinstance(err, UserError) else ""
-            raise UserError(f"the {name} stage failed: {reason}",
-                            f"{tip}the run is recorded in {self.run_dir / 'run.json'}",
-                            exit_code=1) from err
+            failed = UserError(f"the {name} stage failed: {reason}",
+                               f"{tip}the run is recorded in {self.run_dir / 'run.json'}",
+                               exit_code=1)
+            failed.run_dir = self.run_dir  # for callers that read the record (a rehearsal)
+            raise failed from err
         entry.update(status="ok", seconds=round(time.monotonic() - start, 2))
         write_record(self.run_dir, self.record)
         console.print(f"  [green]✓[/] {title} [dim]({entry['seconds']:.1f}s)[/]")
@@ -247,11 +255,12 @@ def run(req: Request) -> Result:
     audio = req.audio.expanduser().resolve() if req.audio else None
     image_info = media.validate_image(image)
     audio_info = media.validate_audio(audio) if audio else None
-    gpus = _require_gpu(model)  # before the env: no point setting up what cannot run here
-    model_env = envs.require_ready(model)
+    gpus = _require_gpu(model, req.rehearse)  # before the env: no point setting up what cannot run
+    model_env = envs.require_ready(model, rehearse=req.rehearse)
     tts_env = envs.require_ready(tts) if tts else None
     _shell_safe(model, outputs, model_env.root)
     face = _face_check(image) if req.face_check else None
+    extra = rehearsal.run_argv(model_env.spec, face, image_info) if req.rehearse else []
 
     run_id, run_dir = _make_run_dir(outputs, model.name)
     input_image = run_dir / ("input" + IMAGE_SUFFIX.get(image_info.codec, ".png"))
@@ -261,6 +270,7 @@ def run(req: Request) -> Result:
         "run_id": run_id,
         "model": model.name,
         "baseline": model.baseline,
+        "rehearsal": {"standins": True, "argv": extra, "reached": None} if req.rehearse else None,
         "status": "running",
         "failure": None,
         "created": _now(),
@@ -279,6 +289,7 @@ def run(req: Request) -> Result:
         "env": model_env.read_stamp(),
         "tts_env": tts_env.read_stamp() if tts_env else None,
         "gpus": [g.__dict__ for g in gpus],
+        "network": "none: inference ran under `unshare --net`" if req.offline else None,
         "tools": None,
         "stages": {},
         "speech": None,
@@ -307,8 +318,17 @@ def run(req: Request) -> Result:
             media.to_wav(audio, speech, log=run_dir / "logs" / "audio.log")
         record["speech"] = {"file": speech.name, "seconds": round(media.wav_duration(speech), 3)}
 
-    def infer() -> Path:
-        video = _infer(model, model_env, input_image, speech, run_dir, work_dir)
+    def infer() -> Path | None:
+        try:
+            video = _infer(model, model_env, input_image, speech, run_dir, work_dir, extra,
+                           offline=req.offline)
+        except proc.CommandFailed:
+            reached = req.rehearse and rehearsal.expected_stop(model, run_dir / "logs" /
+                                                               "inference.log")
+            if not reached:
+                raise
+            record["rehearsal"]["reached"] = reached
+            return None
         record["video"] = {"file": video.name, "sha256": sha256_file(video),
                            "bytes": video.stat().st_size}
         return video
@@ -317,6 +337,8 @@ def run(req: Request) -> Result:
     stages.run("tts" if tts else "audio",
                f"speak the text with {tts.name}" if tts else "convert the audio to WAV", speak)
     video = stages.run("inference", f"generate the video with {model.name}", infer)
+    if video is None:  # a rehearsal that reached the stop its spec expects: recorded, not a crash
+        return _stopped(run_dir, record)
     report = stages.run("check", "check the video", lambda: check.check_video(video, speech))
     record["check"] = report.to_dict()
     record["status"] = "ok" if report.passed else "failed"
@@ -328,6 +350,14 @@ def run(req: Request) -> Result:
     return Result(run_dir, record, report)
 
 
+def _stopped(run_dir: Path, record: dict) -> Result:
+    record["stages"]["inference"]["status"] = "stopped"
+    record.update(status="stopped", finished=_now())
+    write_record(run_dir, record)
+    console.print(f"[yellow]rehearsed up to: {record['rehearsal']['reached']}[/] (the expected stop)")
+    return Result(run_dir, record, check.CheckReport(()))
+
+
 def _synthesize(tts: Spec, env: envs.Env, text_file: Path, speech: Path, run_dir: Path) -> None:
     argv = tts.command.expand({"python": str(env.python), "spec_dir": str(tts.folder),
                                "text_file": str(text_file), "audio": str(speech)})
@@ -336,19 +366,30 @@ def _synthesize(tts: Spec, env: envs.Env, text_file: Path, speech: Path, run_dir
         raise UserError(f"{tts.name} wrote no {speech.name}", f"see {run_dir / 'logs/tts.log'}")
 
 
+# Every weight is in place before a run: library update checks and hub look-ups are switched
+# off (albumentations asks PyPI for its latest version at import, transformers and diffusers
+# may look up a model id online). `--offline` goes further and cuts the network off.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+NO_NETWORK = (["unshare", "--net"] if os.geteuid() == 0 else
+              ["unshare", "--user", "--map-root-user", "--net"])
+
+
 def _infer(model: Spec, env: envs.Env, image: Path, speech: Path, run_dir: Path,
-           work_dir: Path) -> Path:
+           work_dir: Path, extra: list[str] = (), *, offline: bool = False) -> Path:
     values = {"python": str(env.python), "spec_dir": str(model.folder), "image": str(image),
               "audio": str(speech), "work_dir": str(work_dir), "run_dir": str(run_dir),
               "repo": str(env.repo)}
-    argv = model.command.expand(values)
+    argv = model.command.expand(values) + [specs.expand(a, values) for a in extra]
+    if offline:
+        argv = [*NO_NETWORK, *argv]
     cwd = Path(specs.expand(model.command.cwd, values)) if model.command.cwd else work_dir
     log = run_dir / "logs" / "inference.log"
     # Upstream scripts write fixed temp files in their checkout (Wav2Lip's temp/, Audio2Head's
     # results/temp.wav): one inference per env at a time, others wait.
     with waiting_lock(Path(str(env.root) + ".run.lock"),
                       f"another {model.name} run is using {env.root}", console):
-        proc.run(argv, cwd=cwd, log=log, timeout=model.command.timeout)
+        proc.run(argv, cwd=cwd, log=log, env=OFFLINE_ENV, timeout=model.command.timeout)
     assert model.command.output is not None
     found = sorted(work_dir.glob(model.command.output), key=lambda p: p.stat().st_mtime)
     if not found:

@@ -14,10 +14,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thbench import paths
 from thbench.errors import UserError
+
+if TYPE_CHECKING:
+    from thbench.rehearsal_spec import Rehearsal
 
 SCHEMA_VERSION = 1
 SUPPORTED_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
@@ -115,6 +118,9 @@ DEFAULT_PROFILE = "default"
 class Repo:
     url: str
     commit: str
+    # Paths left out of the checkout (gitignore wildcards, relative to its root): files the
+    # inference never reads, such as demo animations a mirror may lack. See thbench/repo.py.
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,7 @@ class Spec:
     repo: Repo | None = None
     weights: tuple[Weight, ...] = ()
     license: str | None = None
+    rehearsal: Rehearsal | None = None  # models: how to run upstream code on stand-in weights
 
     @property
     def folder(self) -> Path:
@@ -406,14 +413,27 @@ def _repo(checker: _Checker, spec: dict[str, Any]) -> Repo | None:
     table = checker.get(spec, "repo", dict, '[repo] url = "https://github.com/o/r"', required=False)
     if table is None:
         return None
-    checker.unknown_keys(table, ["url", "commit"], "repo.")
+    checker.unknown_keys(table, ["url", "commit", "exclude"], "repo.")
     url = checker.get(table, "url", str, '"https://github.com/OpenTalker/SadTalker"', "repo.",
                       test=_http_url)
     commit = checker.get(
         table, "commit", str, '"cd4c0465ae0b54a6f85af57f5c65fec9fe23e7f8"', "repo.",
         test=lambda v: None if HEX40_RE.match(v) else "must be a full 40-hex commit id",
     )
-    return Repo(url, commit) if url and commit else None
+    exclude = checker.get(table, "exclude", list, '["docs/*.gif"]', "repo.", required=False,
+                          test=_str_list(_exclude_pattern)) or []
+    return Repo(url, commit, tuple(exclude)) if url and commit else None
+
+
+def _exclude_pattern(value: str) -> str | None:
+    """A path glob under the checkout's root, written into git's sparse-checkout file."""
+    if value != value.strip() or "\n" in value or "\r" in value:
+        return "no surrounding spaces or line breaks"
+    if value.startswith(("!", "#")):
+        return "a path to leave out, without a leading '!' or '#'"
+    if value.startswith("/") or ".." in value.split("/"):
+        return "a path relative to the checkout's root (already anchored there), without '..'"
+    return None
 
 
 def _weights(checker: _Checker, spec: dict[str, Any]) -> tuple[Weight, ...]:
@@ -489,7 +509,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     allowed = ["schema", "description", *ENV_KEYS, "imports", "license", "profiles",
                kind.command_table]
     if kind is Kind.MODEL:
-        allowed += ["gpu", "cpu_speed", "baseline", "repo", "weights"]
+        allowed += ["gpu", "cpu_speed", "baseline", "repo", "weights", "rehearsal"]
     checker.unknown_keys(spec, allowed, "")
     checker.get(spec, "schema", int, f"schema = {SCHEMA_VERSION}",
                 test=lambda v: None if v == SCHEMA_VERSION else f"this version reads schema {SCHEMA_VERSION}")
@@ -504,6 +524,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     cpu_speed = None
     baseline = False
     repo = None
+    rehearsal = None
     weights: tuple[Weight, ...] = ()
     if kind is Kind.MODEL:
         gpu_raw = checker.get(spec, "gpu", str, 'gpu = "required"',
@@ -520,6 +541,10 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
         baseline = bool(checker.get(spec, "baseline", bool, "baseline = true", required=False))
         repo = _repo(checker, spec)
         weights = _weights(checker, spec)
+        from thbench import rehearsal_spec  # it reuses this module's checks: imported late
+
+        known = {k: v for k, v in PLACEHOLDERS[kind].items() if repo or k != "repo"}
+        rehearsal = rehearsal_spec.parse(checker, spec, path.parent, known)
     profiles: dict[str, Profile] = {}
     tables = checker.get(spec, "profiles", dict, "[profiles.blackwell] …", required=False) or {}
     for profile_name, table in tables.items():
@@ -546,7 +571,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
         kind=kind, name=name, path=path, description=description, **env_fields,
         imports=tuple(imports), command=command,
         sha256=hashlib.sha256(raw).hexdigest(), gpu=gpu, cpu_speed=cpu_speed, baseline=baseline,
-        repo=repo, weights=weights, license=license_, profiles=profiles,
+        repo=repo, weights=weights, license=license_, profiles=profiles, rehearsal=rehearsal,
     ), []
 
 

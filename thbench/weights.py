@@ -17,12 +17,15 @@ revision alone, against the Hub's own listing at that revision (the LFS sha256, 
 id of a small file). A Hub folder (``hf_folder``, always at a pinned ``hf_revision``) is listed
 at that revision, each file fetched and checked the same way, and the folder renamed into place
 with a manifest (``.thb-folder.json``: source, each file's size and sha256) that lets a re-run
-trust it. huggingface_hub retries on its own and honours its own
-settings: ``HF_TOKEN`` (gated or private repositories), ``HF_HUB_OFFLINE``, ``HF_HUB_*``
-timeouts; ``HF_ENDPOINT`` (a Hub mirror) is read here at download time and passed on, because
-huggingface_hub reads it only once, at import. A Hub download does not resume across runs.
+trust it. huggingface_hub retries on its own (a network error: 5 more tries, 23 s of pauses)
+and honours its own settings: ``HF_TOKEN`` (gated or private repositories), ``HF_HUB_OFFLINE``,
+``HF_HUB_*`` timeouts; ``HF_ENDPOINT`` (a Hub mirror) is read here at download time and passed
+on, because huggingface_hub reads it only once, at import. A Hub download does not resume across runs.
 (huggingface_hub 2.x also fetches ``/api/agent-harnesses`` from its endpoint for its
 user-agent string, unless ``HF_HUB_DISABLE_TELEMETRY=1``.)
+
+A host name that does not resolve fails at once, without retries: a plain URL on its first
+attempt, a Hub call before huggingface_hub is asked (the endpoint's name is looked up first).
 
 ``THB_GITHUB_MIRROR`` replaces the ``https://github.com/`` prefix of URL weights (see
 :func:`rewrite_url`) for hosts that cannot reach GitHub.
@@ -540,6 +543,11 @@ def _download(url: str, part: _PartFile, weight: Weight, policy: HttpPolicy,
                             "fix the TLS setup (REQUESTS_CA_BUNDLE for a private CA) or use a "
                             f"mirror ({MIRROR_VAR}), then run the same command again") from None
         except _NETWORK_ERRORS as err:
+            from thbench.reach import does_not_resolve  # reach builds on this module
+
+            if does_not_resolve(err):  # another attempt cannot fix it: no retry, no backoff
+                raise UserError(f"cannot download {url}: its host name does not resolve",
+                                NAME_TIP) from None
             last = f"{type(err).__name__}: {err}"
         except requests.RequestException as err:  # a malformed URL, a redirect loop
             raise UserError(f"cannot download {url}: {err}",
@@ -646,6 +654,9 @@ def _first_line(err: BaseException) -> str:
 
 
 NETWORK_TIP = "check the network (or set HF_ENDPOINT to a Hub mirror) and run the same command again"
+NAME_TIP = (f"check the network and DNS (a proxy goes in HTTPS_PROXY); for hosts that cannot reach "
+            f"GitHub set {MIRROR_VAR} to a mirror prefix, for the Hub HF_ENDPOINT; then run the "
+            "same command again (finished files are kept)")
 
 
 def _hub_endpoint() -> str | None:
@@ -663,7 +674,12 @@ def _hub_errors(weight: Weight, where: str) -> Iterator[None]:
         RevisionNotFoundError,
     )
 
+    from thbench.reach import HUB, resolves
+
     key = "hf_folder" if weight.hf_folder else "hf_file"
+    if not resolves(_hub_endpoint() or HUB):  # huggingface_hub would retry it for half a minute
+        raise UserError(f"could not download {where}: the Hub's host name does not resolve",
+                        NAME_TIP)
     try:
         yield
     except LocalEntryNotFoundError as err:  # the Hub could not be asked; an EntryNotFoundError
