@@ -48,6 +48,19 @@ def rehearsable(write_spec) -> specs.Spec:
     return specs.get(Kind.MODEL, "standin")
 
 
+def lone_model(tmp_path, monkeypatch, name: str, spec_text: str, script: str) -> specs.Spec:
+    """A model spec of its own (no repo, an empty lock) with its rehearse.py, in tmp_path."""
+    folder = tmp_path / "specs" / "solutions" / name
+    folder.mkdir(parents=True)
+    (folder / "requirements.lock").write_text("")
+    (folder / "rehearse.py").write_text(script)
+    (folder / "spec.toml").write_text(spec_text)
+    monkeypatch.setenv("THB_SPECS_DIR", str(tmp_path / "specs"))
+    monkeypatch.setenv("THB_ENVS_DIR", str(tmp_path / "envs"))
+    monkeypatch.setenv("THB_OUTPUTS_DIR", str(tmp_path / "out"))
+    return specs.get(Kind.MODEL, name)
+
+
 def speech(tmp_path):
     audio = tmp_path / "speech.wav"
     if not audio.exists():
@@ -127,16 +140,8 @@ reached = "weights loaded; stops at the first CUDA call"
 ])
 def test_an_expected_stop_is_recorded_as_reached_and_anything_else_as_a_failure(
         tmp_path, monkeypatch, message, status):
-    folder = tmp_path / "specs" / "solutions" / "gpuonly"
-    folder.mkdir(parents=True)
-    (folder / "requirements.lock").write_text("")
-    (folder / "rehearse.py").write_text("")
-    (folder / "spec.toml").write_text(STOPPING.format(message=message))
-    monkeypatch.setenv("THB_SPECS_DIR", str(tmp_path / "specs"))
-    monkeypatch.setenv("THB_ENVS_DIR", str(tmp_path / "envs"))
-    monkeypatch.setenv("THB_OUTPUTS_DIR", str(tmp_path / "out"))
+    spec = lone_model(tmp_path, monkeypatch, "gpuonly", STOPPING.format(message=message), "")
     monkeypatch.setattr("thbench.gpu.detect", lambda: [])
-    spec = specs.get(Kind.MODEL, "gpuonly")
     with pytest.raises(UserError) as caught:  # a real setup of a GPU-only model still refuses
         runs.run(runs.Request(model="gpuonly", image=paths.REPO_ROOT / "assets/face.png",
                               audio=speech(tmp_path), face_check=False,
@@ -200,14 +205,7 @@ root = p.parse_args().root
 
 
 def test_a_standin_never_passes_for_a_weight_a_person_must_place(tmp_path, monkeypatch):
-    folder = tmp_path / "specs" / "solutions" / "manualone"
-    folder.mkdir(parents=True)
-    (folder / "requirements.lock").write_text("")
-    (folder / "rehearse.py").write_text(WRITE_CK)
-    (folder / "spec.toml").write_text(MANUAL)
-    monkeypatch.setenv("THB_SPECS_DIR", str(tmp_path / "specs"))
-    monkeypatch.setenv("THB_ENVS_DIR", str(tmp_path / "envs"))
-    spec = specs.get(Kind.MODEL, "manualone")
+    spec = lone_model(tmp_path, monkeypatch, "manualone", MANUAL, WRITE_CK)
     env = envs.setup(spec, rehearse=True)  # no manual download asked for: the script made it
     standin = env.weights_root / "ck/model.pth"
     assert standin.read_bytes() == b"stand-in"
