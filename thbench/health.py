@@ -19,10 +19,16 @@ if TYPE_CHECKING:
 
 HEALTH_PROBE = Path(__file__).with_name("health_probe.py")  # runs under the env's Python
 
+# Every weight is in place before the probe and before a run: library update checks and hub
+# look-ups are switched off (albumentations asks PyPI for its latest version at import,
+# transformers and diffusers may look a model id up online).
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+
 
 def health_check(env: Env, expected: list[str] = ()) -> dict:
     """Import every module the spec lists; check the held packages were not replaced."""
-    out = proc.run([env.python, HEALTH_PROBE, *env.spec.imports], capture=True,
+    out = proc.run([env.python, HEALTH_PROBE, *env.spec.imports], capture=True, env=OFFLINE_ENV,
                    log=env.log, timeout=600).stdout
     report = json.loads(out.strip().splitlines()[-1])
     failed = {k: v for k, v in report["imports"].items() if v != "ok"}

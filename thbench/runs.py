@@ -30,7 +30,7 @@ from pathlib import Path
 from rich.console import Console
 
 import thbench
-from thbench import check, envs, gpu, media, paths, proc, rehearsal, specs
+from thbench import check, envs, gpu, health, media, paths, proc, rehearsal, specs
 from thbench.errors import UserError
 from thbench.files import atomic_write_text, sha256_file, waiting_lock
 from thbench.specs import Gpu, Kind, Spec
@@ -366,11 +366,7 @@ def _synthesize(tts: Spec, env: envs.Env, text_file: Path, speech: Path, run_dir
         raise UserError(f"{tts.name} wrote no {speech.name}", f"see {run_dir / 'logs/tts.log'}")
 
 
-# Every weight is in place before a run: library update checks and hub look-ups are switched
-# off (albumentations asks PyPI for its latest version at import, transformers and diffusers
-# may look up a model id online). `--offline` goes further and cuts the network off.
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+# `--offline` goes further than health.OFFLINE_ENV (set for every inference): no network at all.
 NO_NETWORK = (["unshare", "--net"] if os.geteuid() == 0 else
               ["unshare", "--user", "--map-root-user", "--net"])
 
@@ -389,7 +385,7 @@ def _infer(model: Spec, env: envs.Env, image: Path, speech: Path, run_dir: Path,
     # results/temp.wav): one inference per env at a time, others wait.
     with waiting_lock(Path(str(env.root) + ".run.lock"),
                       f"another {model.name} run is using {env.root}", console):
-        proc.run(argv, cwd=cwd, log=log, env=OFFLINE_ENV, timeout=model.command.timeout)
+        proc.run(argv, cwd=cwd, log=log, env=health.OFFLINE_ENV, timeout=model.command.timeout)
     assert model.command.output is not None
     found = sorted(work_dir.glob(model.command.output), key=lambda p: p.stat().st_mtime)
     if not found:
