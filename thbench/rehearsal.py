@@ -248,7 +248,7 @@ def build_record(spec: Spec, stamp: dict, run: dict) -> dict:
         "python": stamp.get("python"),
         "torch": {k: torch.get(k) for k in ("version", "cuda") if k in torch},
         "lock_sha256": stamp.get("lock_sha256"),
-        "spec_sha256": stamp.get("spec_sha256"),
+        "spec_sha256": run["model_spec"]["sha256"],  # the spec that ran (its env may be older)
         "gpus": run.get("gpus"),
         "network": run.get("network"),
         "stages": steps,

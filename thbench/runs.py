@@ -124,8 +124,8 @@ def _shell_safe(model: Spec, *folders: Path) -> None:
 def _require_gpu(model: Spec, rehearse: bool = False) -> list[gpu.Gpu]:
     found = gpu.detect()
     if model.gpu is Gpu.REQUIRED and not found and rehearse:
-        console.print(f"[yellow]No GPU found: the '{model.name}' rehearsal runs until its code "
-                      "needs one.")
+        console.print(f"[yellow]No GPU found: the '{model.name}' rehearsal runs on the CPU as "
+                      "far as its code allows.")
     elif model.gpu is Gpu.REQUIRED and not found:
         raise UserError(
             f"model '{model.name}' needs an NVIDIA GPU and nvidia-smi finds none",

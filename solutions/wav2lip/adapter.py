@@ -5,6 +5,9 @@
    The image is copied to a fresh dot-free temp folder as face.png first.
 2. ``Mel contains nan! Using a TTS voice?``: exact digital silence, as TTS writes between words,
    gives log(0) in the mel spectrogram. The WAV is copied with +-1 LSB of dither added.
+3. Each output frame needs a 16-mel-frame window (0.2 s) of audio, so the video stops about
+   0.12 s before the speech does (seen in a rehearsal: 1.120 s of video for 1.231 s of speech).
+   The copy ends with 0.12 s of (dithered) silence, so the video covers the whole speech.
 
 Everything else passes through: ``python adapter.py --face IMG --audio WAV [upstream args...]``.
 Run with the model's interpreter, cwd = the checkout (upstream writes temp/ there).
@@ -20,6 +23,8 @@ import wave
 from array import array
 from pathlib import Path
 
+TAIL_SECONDS = 0.12  # 16 mel frames (0.2 s) less the 2 frames (0.08 s) upstream adds back
+
 
 def dithered_copy(src: Path, dst: Path) -> None:
     with wave.open(str(src), "rb") as wav:
@@ -29,6 +34,7 @@ def dithered_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
         return
     samples = array("h", frames)
+    samples.extend([0] * (round(TAIL_SECONDS * params.framerate) * params.nchannels))
     noise = random.Random(0)
     for i, value in enumerate(samples):
         samples[i] = max(-32768, min(32767, value + noise.choice((-1, 1))))
