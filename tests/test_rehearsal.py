@@ -215,3 +215,17 @@ def test_a_standin_never_passes_for_a_weight_a_person_must_place(tmp_path, monke
     assert "must be downloaded by hand are missing" in caught.value.message
     assert "gdown 1abc" in caught.value.message
     assert not standin.exists()
+
+
+def test_a_rehearsal_whose_setup_fails_is_recorded_as_such(tmp_path, monkeypatch):
+    from thbench import cli
+
+    broken = "import sys; print('ImportError: no module named upstream_thing'); sys.exit(1)\n"
+    spec = lone_model(tmp_path, monkeypatch, "failing", MANUAL, broken)
+    with pytest.raises(UserError) as caught:
+        cli.rehearse("failing", text="Hello")
+    assert "exited with status 1" in caught.value.message
+    record = json.loads((spec.folder / "rehearsal.json").read_text())
+    assert record["status"] == "failed" and record["reached"].startswith("failed at setup: ")
+    assert record["spec_sha256"] == spec.sha256
+    assert str(tmp_path) not in json.dumps(record)  # committed: no folder of this machine

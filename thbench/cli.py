@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from thbench import check, envs, gpu, paths, rehearsal, runs, specs
-from thbench.errors import UserError
+from thbench.errors import UserError, print_error
 from thbench.specs import Gpu, Kind
 
 console = Console(highlight=False)
@@ -84,9 +84,18 @@ def _rehearsal_state(spec: specs.Spec) -> str:
 
 def rehearse(name: str, *, text: str, force: bool = False,
              offline: bool = False) -> runs.Result | None:
-    """Set up with stand-in weights, run the demo face, write solutions/<name>/rehearsal.json."""
-    setup_for_run(Kind.MODEL, name, force=force, rehearse=True)
+    """Set up with stand-in weights, run the demo face, write solutions/<name>/rehearsal.json.
+
+    A setup that fails is recorded too ("failed at setup: …"): how far a rehearsal got is the
+    point of its record.
+    """
     spec = specs.get(Kind.MODEL, name)
+    try:
+        setup_for_run(Kind.MODEL, name, force=force, rehearse=True)
+    except UserError as err:
+        if spec.rehearsal is not None:
+            rehearsal.write_record(spec, rehearsal.setup_failure(spec, err.message))
+        raise
     try:
         result = run(runs.Request(model=name, image=DEMO_IMAGE, text=text, rehearse=True,
                                   offline=offline))
@@ -95,6 +104,7 @@ def rehearse(name: str, *, text: str, force: bool = False,
         run_dir = getattr(err, "run_dir", None)
         if run_dir is None:  # a mistake before the run started: nothing to record
             raise
+        print_error(err)
         result = None
     env = envs.Env.of(spec, rehearse=True)
     run_record = json.loads((run_dir / "run.json").read_text())

@@ -258,6 +258,23 @@ def build_record(spec: Spec, stamp: dict, run: dict) -> dict:
     })
 
 
+def setup_failure(spec: Spec, message: str) -> dict:
+    """The record of a rehearsal whose setup stopped (the stamp is written only on success)."""
+    from datetime import UTC, datetime
+
+    return _scrub({
+        "schema": RECORD_SCHEMA, "model": spec.name,
+        "date": datetime.now(UTC).date().isoformat(),
+        "reached": f"failed at setup: {message}", "status": "failed",
+        "upstream": {"url": spec.repo.url, "commit": spec.repo.commit} if spec.repo else None,
+        "python": spec.python, "torch": {"version": spec_for(spec).torch.packages[0]}
+        if spec_for(spec).torch else {},
+        "lock_sha256": spec.lock_sha256, "spec_sha256": spec.sha256,
+        "stages": [], "check": None, "substituted": [], "failure": {"stage": "setup",
+                                                                    "reason": message},
+    })
+
+
 def write_record(spec: Spec, record: dict) -> Path:
     path = spec.folder / RECORD
     atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
