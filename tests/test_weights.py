@@ -27,7 +27,7 @@ import pytest
 from rich.console import Console
 from rich.filesize import decimal
 
-from thbench import weights
+from thbench import folders, weights
 from thbench.errors import UserError
 from thbench.specs import Weight
 
@@ -341,14 +341,14 @@ def test_archives_unpack_once(server, tmp_path, suffix):
     final = fetch([w], tmp_path)
     target = tmp_path / "models/pack"
     assert {str(p.relative_to(target)): p.read_bytes() for p in target.rglob("*")
-            if p.is_file() and p.name != weights.UNPACKED_MARKER} == FILES
-    assert (target / weights.UNPACKED_MARKER).read_text().strip() == sha(data)
+            if p.is_file() and p.name != folders.UNPACKED_MARKER} == FILES
+    assert (target / folders.UNPACKED_MARKER).read_text().strip() == sha(data)
     assert final.done and (tmp_path / f"downloads/pack.{suffix}").is_file()  # archive kept
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["pack"]  # no temp left
-    marker_time = (target / weights.UNPACKED_MARKER).stat().st_mtime_ns
+    marker_time = (target / folders.UNPACKED_MARKER).stat().st_mtime_ns
     fetch([w], tmp_path)
     assert len(server.log()) == 1  # neither downloaded nor unpacked again
-    assert (target / weights.UNPACKED_MARKER).stat().st_mtime_ns == marker_time
+    assert (target / folders.UNPACKED_MARKER).stat().st_mtime_ns == marker_time
 
 
 def test_an_unpacked_folder_stands_without_its_archive(server, tmp_path):
@@ -551,7 +551,7 @@ def test_hub_folder_lands_whole_with_a_manifest(hub, tmp_path):
         "ckpts", "ckpts/wav2vec2", "ckpts/wav2vec2/.thb-folder.json", "ckpts/wav2vec2/config.json",
         "ckpts/wav2vec2/pytorch_model.bin", "ckpts/wav2vec2/tokenizer",
         "ckpts/wav2vec2/tokenizer/vocab.json"]  # no staging, no huggingface_hub metadata
-    manifest = json.loads((dest / weights.FOLDER_MANIFEST).read_text())
+    manifest = json.loads((dest / folders.FOLDER_MANIFEST).read_text())
     assert manifest["source"] == f"hf://thb-test/tiny@{COMMIT}/{FOLDER}/"
     assert {rel: e["sha256"] for rel, e in manifest["files"].items()} == {
         p.removeprefix(FOLDER + "/"): sha(d) for p, d in files.items()}

@@ -33,8 +33,8 @@ attempt, a Hub call before huggingface_hub is asked (the endpoint's name is look
 An archive weight (``unpack``) is extracted, after it verifies, into a temporary folder beside
 ``root / unpack`` and renamed into place with a marker holding the archive's sha256, so it is
 unpacked once. An archive with a member that would land outside the folder (absolute name,
-``..``, a link pointing out, a device file) is refused whole. The archive is kept: its sidecar
-makes re-runs skip it.
+``..``, a link pointing out, a device file) is refused whole (folders.py). The archive is
+kept: its sidecar makes re-runs skip it.
 """
 
 from __future__ import annotations
@@ -48,13 +48,10 @@ import posixpath
 import re
 import shutil
 import stat
-import tarfile
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Self
 
 import requests
@@ -71,19 +68,18 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from thbench import folders
 from thbench.errors import UserError
+from thbench.folders import CHUNK, FOLDER_MANIFEST
 from thbench.specs import SHA256_RE, Weight
 
 GITHUB = "https://github.com/"
 MIRROR_VAR = "THB_GITHUB_MIRROR"
 PART_SUFFIX = ".part"
 SIDECAR_SUFFIX = ".sha256"
-UNPACKED_MARKER = ".thb-unpacked"  # inside an unpacked folder; holds the archive's sha256
-FOLDER_MANIFEST = ".thb-folder.json"  # inside a Hub folder weight: source, files, sizes, sha256
 STAGING = ".thb-staging"  # under root: Hub downloads until they verify
 DISK_MARGIN = 256 * 1024**2  # left free after everything has landed
 UNPACK_FACTOR = 2  # an archive's contents are budgeted at this many times its size
-CHUNK = 1024 * 1024
 USER_AGENT = "talking-head-bench (requests)"
 
 
@@ -242,13 +238,6 @@ def _folder_verified(weight: Weight, path: Path) -> str | None:
     return _folder_digest(files)
 
 
-def _unpacked(target: Path, digest: str | None) -> bool:
-    try:
-        return digest is not None and (target / UNPACKED_MARKER).read_text().strip() == digest
-    except OSError:
-        return False
-
-
 @dataclass(frozen=True)
 class Item:
     """One weight's state under a root: what is there and what is left to do."""
@@ -360,7 +349,7 @@ def plan(weights: Iterable[Weight], root: Path, *, write: bool = True) -> Plan:
         digest = _verified(weight, path, write)
         unpack_to = root / weight.unpack if weight.unpack else None
         # An unpacked folder whose marker names the pinned archive needs nothing, archive or not.
-        unpacked = bool(unpack_to) and _unpacked(unpack_to, weight.sha256 or digest)
+        unpacked = bool(unpack_to) and folders.unpacked(unpack_to, weight.sha256 or digest)
         partial = 0
         if digest is None and weight.url:
             try:
@@ -802,7 +791,7 @@ def _fetch_hub_folder(item: Item, root: Path, on_bytes: Callable[[int], None],
                         f"the Hub lists {total} in {len(listing)} files", tip)
     on_total(total)
     what = f"fetched from {item.source}"
-    _claim(item.path, what)  # before the first byte
+    folders.claim(item.path, what)  # before the first byte
     _require_room(item.path, f"{weight.dest} needs", total)
     with _staging(root, weight) as staging:
         files: dict[str, dict] = {}
@@ -816,126 +805,7 @@ def _fetch_hub_folder(item: Item, root: Path, on_bytes: Callable[[int], None],
         folder = staging / weight.hf_folder
         record = {"source": item.source, "files": files}
         (folder / FOLDER_MANIFEST).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        _swap_in(folder, item.path, what)
-
-
-def _ours(target: Path) -> bool:
-    """``target`` is a folder this module put there (or an empty one): safe to replace."""
-    return target.is_dir() and not target.is_symlink() and (
-        (target / UNPACKED_MARKER).is_file() or (target / FOLDER_MANIFEST).is_file()
-        or not any(target.iterdir()))
-
-
-def _claim(target: Path, what: str) -> None:
-    """Refuse, touching nothing, when ``target`` holds something that is not ours to replace."""
-    if (target.exists() or target.is_symlink()) and not _ours(target):
-        raise UserError(f"{target} already exists and was not {what}",
-                        f"move {target} away (or delete it) and run the same command again")
-
-
-def _swap_in(new: Path, target: Path, what: str) -> None:
-    """Rename folder ``new`` to ``target``, replacing an earlier folder of ours there."""
-    _claim(target, what)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        old = target.with_name(f".{target.name}.{os.getpid()}.old")
-        os.rename(target, old)
-        os.rename(new, target)
-        shutil.rmtree(old)
-    else:
-        os.rename(new, target)
-
-
-# --- archives ----------------------------------------------------------------------------------
-
-
-def _refuse(archive: Path, name: str, why: str) -> UserError:
-    return UserError(
-        f"refusing to unpack {archive}: member {name!r} {why}; nothing was extracted",
-        "the archive verified against the spec's sha256, so this is upstream's doing: report it "
-        "and do not unpack it by hand",
-    )
-
-
-def _check_name(archive: Path, name: str) -> None:
-    """Refuse a member name that is absolute or climbs out with ``..`` (either separator)."""
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        raise _refuse(archive, name, "has an absolute path")
-    if ".." in re.split(r"[\\/]", name):
-        raise _refuse(archive, name, "climbs out of the folder with '..'")
-
-
-def _extract_zip(archive: Path, into: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        members = zf.infolist()
-        for info in members:
-            _check_name(archive, info.filename)
-            kind = stat.S_IFMT(info.external_attr >> 16)  # 0: no Unix file type recorded
-            if kind == stat.S_IFLNK:
-                raise _refuse(archive, info.filename, "is a symbolic link")
-            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-                raise _refuse(archive, info.filename, "is a device or other special file")
-        base = into.resolve()
-        for info in members:
-            out = into.joinpath(*PurePosixPath(info.filename).parts)
-            if not out.resolve().is_relative_to(base):
-                raise _refuse(archive, info.filename, "lands outside the folder")
-            if info.is_dir():
-                out.mkdir(parents=True, exist_ok=True)
-                continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, out.open("wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
-
-
-def _extract_tar(archive: Path, into: Path) -> None:
-    with tarfile.open(archive) as tf:  # compression detected from the content
-        members = tf.getmembers()
-        for m in members:
-            _check_name(archive, m.name)
-            if m.issym() or m.islnk():
-                # A symlink resolves from its own folder, a hard link from the archive's root.
-                start = posixpath.dirname(m.name) if m.issym() else ""
-                target = posixpath.normpath(posixpath.join(start, m.linkname))
-                if m.linkname.startswith("/") or target == ".." or target.startswith("../"):
-                    raise _refuse(archive, m.name, f"links outside the folder ({m.linkname})")
-            elif not (m.isfile() or m.isdir()):
-                raise _refuse(archive, m.name, "is a device or other special file")
-        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: the standard library checks too
-            tf.extractall(into, members=members, filter="data")
-        else:  # pragma: no cover
-            tf.extractall(into, members=members)
-
-
-def unpack_archive(archive: Path, target: Path, digest: str) -> None:
-    """Make ``target`` hold exactly the members of ``archive`` (sha256 ``digest``), once.
-
-    .zip, .tar, .tar.gz/.tgz, .tar.xz and .tar.bz2. Extracts into a temporary folder beside
-    ``target`` and renames it into place, with the marker; a folder we unpacked from another
-    archive is replaced, anything else already at ``target`` is an error (nothing is touched).
-    Raises UserError, extracting nothing, if any member would land outside ``target``.
-    """
-    if _unpacked(target, digest):
-        return
-    what = f"unpacked from {archive.name}"
-    _claim(target, what)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unpacking", dir=target.parent))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would stick to target
-        try:
-            if archive.name.endswith(".zip"):
-                _extract_zip(archive, tmp)
-            else:
-                _extract_tar(archive, tmp)
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
-            raise UserError(f"cannot unpack {archive}: {err}",
-                            "the archive matches the spec's sha256, so the spec names a file that "
-                            "is not a readable archive: report it") from None
-        (tmp / UNPACKED_MARKER).write_text(digest + "\n")
-        _swap_in(tmp, target, what)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        folders.swap_in(folder, item.path, what)
 
 
 # --- all together ------------------------------------------------------------------------------
@@ -982,7 +852,7 @@ def fetch_all(weights: Iterable[Weight], root: Path, *, console: Console | None 
                 if item.unpack_to and not item.unpacked:
                     digest = _verified(item.weight, item.path)
                     assert digest is not None  # just placed, or present
-                    unpack_archive(item.path, item.unpack_to, digest)
+                    folders.unpack_archive(item.path, item.unpack_to, digest)
             except OSError as err:  # network errors are dealt with above: this is the disk
                 raise UserError(f"cannot write {err.filename or item.path}: "
                                 f"{err.strerror or err}",
