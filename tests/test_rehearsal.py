@@ -204,12 +204,16 @@ root = p.parse_args().root
 """
 
 
-def test_a_standin_never_passes_for_a_weight_a_person_must_place(tmp_path, monkeypatch):
+def test_a_standin_never_passes_for_a_weight_a_person_must_place(tmp_path, monkeypatch, capsys):
     spec = lone_model(tmp_path, monkeypatch, "manualone", MANUAL, WRITE_CK)
     env = envs.setup(spec, rehearse=True)  # no manual download asked for: the script made it
     standin = env.weights_root / "ck/model.pth"
     assert standin.read_bytes() == b"stand-in"
     envs.setup(spec, rehearse=True, force=True)  # its own stand-in is no real weight to keep
+    capsys.readouterr()
+    envs.setup(spec, dry_run=True)  # the plan of a real setup counts the stand-in as gone
+    plan = capsys.readouterr().out
+    assert "delete the 1 stand-in weights" in plan and "1 to download by hand" in plan
     with pytest.raises(UserError) as caught:
         envs.setup(spec)
     assert "must be downloaded by hand are missing" in caught.value.message

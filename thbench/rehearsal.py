@@ -129,6 +129,19 @@ def standins_file(env_root: Path) -> Path:
     return env_root / STANDINS
 
 
+def standin_dests(env_root: Path) -> set[str]:
+    """Where the rehearsal set up in ``env_root`` (if any) put stand-ins."""
+    return {entry["dest"] for entry in _manifest(env_root)}
+
+
+def without_standins(plan: weights.Plan, made: set[str]) -> weights.Plan:
+    """``plan`` as a real setup will find it, once it has deleted the stand-ins (dry run)."""
+    items = tuple(replace(item, present=False, unpacked=False, partial=0, sha256=None,
+                          to_download=item.weight.size)
+                  if landing(item.weight) in made else item for item in plan.items)
+    return replace(plan, items=items)
+
+
 def remove_standins(env_root: Path, root: Path, log: Path | None = None) -> list[str]:
     """Delete what a rehearsal made (as listed), so a real setup fetches real weights there."""
     manifest = standins_file(env_root)
