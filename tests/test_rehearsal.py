@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import pytest
 
@@ -210,6 +211,15 @@ def test_a_standin_never_passes_for_a_weight_a_person_must_place(tmp_path, monke
     standin = env.weights_root / "ck/model.pth"
     assert standin.read_bytes() == b"stand-in"
     envs.setup(spec, rehearse=True, force=True)  # its own stand-in is no real weight to keep
+    which = shutil.which  # a machine without util-linux's unshare: --offline says so, early
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "unshare" else which(name))
+    with pytest.raises(UserError) as caught:
+        runs.run(runs.Request(model="manualone", image=paths.REPO_ROOT / "assets/face.png",
+                              audio=speech(tmp_path), face_check=False, rehearse=True,
+                              offline=True))
+    assert "--offline needs `unshare`" in caught.value.message
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(shutil, "which", which)
     capsys.readouterr()
     envs.setup(spec, dry_run=True)  # the plan of a real setup counts the stand-in as gone
     plan = capsys.readouterr().out

@@ -261,6 +261,9 @@ def run(req: Request) -> Result:
     _shell_safe(model, outputs, model_env.root)
     face = _face_check(image) if req.face_check else None
     extra = rehearsal.run_argv(model_env.spec, face, image_info) if req.rehearse else []
+    if req.offline and not shutil.which(NO_NETWORK[0]):
+        raise UserError("--offline needs `unshare` (util-linux) to cut the network off, and it is "
+                        "not on PATH", "install util-linux, or run without --offline")
 
     run_id, run_dir = _make_run_dir(outputs, model.name)
     input_image = run_dir / ("input" + IMAGE_SUFFIX.get(image_info.codec, ".png"))
