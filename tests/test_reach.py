@@ -26,7 +26,7 @@ from thbench import envs, library_logs, reach, specs, weights
 from thbench.errors import UserError
 from thbench.specs import Kind, Weight
 
-from .weight_server import COMMIT, Standin, serving, sha
+from .weight_server import COMMIT, Standin, hermetic_env, serving, sha
 
 FAST = weights.HttpPolicy(attempts=4, connect_timeout=2.0, read_timeout=2.0, backoff=0.01,
                           backoff_max=0.05)
@@ -34,11 +34,7 @@ FAST = weights.HttpPolicy(attempts=4, connect_timeout=2.0, read_timeout=2.0, bac
 
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch):
-    """No proxy, mirror, Hub endpoint or token from outside; loopback never proxied."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                 "all_proxy", weights.MIRROR_VAR, "HF_ENDPOINT", "HF_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    hermetic_env(monkeypatch)
 
 
 @pytest.fixture

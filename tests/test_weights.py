@@ -31,7 +31,7 @@ from thbench import folders, weights
 from thbench.errors import UserError
 from thbench.specs import Weight
 
-from .weight_server import COMMIT, Handler, Standin, git_blob_id, serving
+from .weight_server import COMMIT, Handler, Standin, git_blob_id, hermetic_env, serving
 
 FAST = weights.HttpPolicy(attempts=4, connect_timeout=2.0, read_timeout=2.0, backoff=0.01,
                           backoff_max=0.05)
@@ -54,11 +54,7 @@ def server() -> Iterator[Standin]:
 
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch):
-    """No proxy between us and 127.0.0.1, no mirror, no Hub endpoint or token from outside."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                 "all_proxy", weights.MIRROR_VAR, "HF_ENDPOINT", "HF_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    hermetic_env(monkeypatch)
 
 
 def fetch(ws: list[Weight], root: Path, policy: weights.HttpPolicy = FAST) -> weights.Plan:

@@ -174,3 +174,15 @@ def serving() -> Iterator[Standin]:
         httpd.shutdown()
         httpd.server_close()  # joins handler threads: a stalled one sleeps at most its delay
         thread.join(timeout=5)
+
+
+# What the environment may carry that would route a loopback test elsewhere.
+OUTSIDE_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                "all_proxy", "THB_GITHUB_MIRROR", "HF_ENDPOINT", "HF_TOKEN")
+
+
+def hermetic_env(monkeypatch) -> None:
+    """No proxy, mirror, Hub endpoint or token from outside; 127.0.0.1 is never proxied."""
+    for name in OUTSIDE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
