@@ -96,3 +96,37 @@ def test_capture_bytes_returns_binary_stdout():
     out = proc.run([sys.executable, "-c", "import sys; sys.stdout.buffer.write(bytes(range(256)))"],
                    capture_bytes=True)
     assert out.stdout_bytes == bytes(range(256))
+
+
+class _RecordingWatcher:
+    """A proc.Watcher that notes its calls and can interrupt the run, as Ctrl-C would."""
+
+    def __init__(self, interrupt: bool = False) -> None:
+        self.interrupt = interrupt
+        self.calls: list[tuple[str, int | None]] = []
+
+    def start(self, pid: int) -> None:
+        self.calls.append(("start", pid))
+        if self.interrupt:
+            raise KeyboardInterrupt
+
+    def stop(self) -> None:
+        self.calls.append(("stop", None))
+
+
+def test_a_monitor_is_started_with_the_child_pid_and_stopped():
+    watcher = _RecordingWatcher()
+    out = proc.run([sys.executable, "-c", "import os; print(os.getpid())"], capture=True,
+                   monitor=watcher)
+    assert watcher.calls == [("start", int(out.stdout)), ("stop", None)]
+
+
+def test_a_monitor_is_stopped_and_the_child_killed_on_ctrl_c(tmp_path):
+    watcher = _RecordingWatcher(interrupt=True)
+    with pytest.raises(KeyboardInterrupt):
+        proc.run([sys.executable, "-c", "import time; time.sleep(300)"], log=tmp_path / "i.log",
+                 monitor=watcher)
+    assert [name for name, _ in watcher.calls] == ["start", "stop"]
+    pid = watcher.calls[0][1]
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left running
+        os.kill(pid, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,8 @@ CHUNK = 1 << 20
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``path`` so that readers see the old content or the new, never half of it."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # Unique per process and thread: a bench's threads write records side by side.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 

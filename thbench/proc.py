@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from thbench.errors import UserError
 
@@ -44,6 +45,14 @@ class CommandFailed(UserError):
         self.returncode = returncode
         self.log = log
         self.tail = tail
+
+
+class Watcher(Protocol):
+    """Watches a running command (thbench.resources.Monitor measures its memory)."""
+
+    def start(self, pid: int) -> None: ...
+
+    def stop(self) -> object: ...
 
 
 def _display(argv: list[str], limit: int = 160) -> str:
@@ -86,6 +95,7 @@ def run(
     inherit_output: bool = False,
     check: bool = True,
     tip: str = "read the log named above; fix the cause and run the same command again",
+    monitor: Watcher | None = None,
 ) -> Completed:
     """Run ``argv`` (a list, never a string) and wait for it.
 
@@ -96,6 +106,8 @@ def run(
     undecoded in ``stdout_bytes``.
     ``inherit_output`` leaves stdout and stderr on this process's (the terminal) for a
     hand-off to a tool the user watches; it excludes ``log`` and ``capture``.
+    ``monitor`` is started with the child's pid once it runs and stopped once it is gone,
+    however the run ends (exit, timeout, Ctrl-C); its own ``stop()`` result is its record.
     """
     capture = capture or capture_bytes
     if inherit_output and (log is not None or capture):
@@ -143,6 +155,8 @@ def run(
     returncode: int | None = None
     out = err = b""
     try:
+        if monitor is not None:
+            monitor.start(proc.pid)
         out, err = proc.communicate(timeout=timeout)
         returncode = proc.returncode
     except subprocess.TimeoutExpired:
@@ -155,6 +169,8 @@ def run(
         _kill_group(proc)
         raise
     finally:
+        if monitor is not None:
+            monitor.stop()
         if log_fh:
             if returncode is None:
                 log_fh.write(f"[thbench] no exit after {timeout}s: process group killed\n".encode())
