@@ -6,7 +6,8 @@ from pathlib import Path
 
 from invoke import task
 
-from thbench import cli, runs
+from thbench import bench as benches
+from thbench import cli, executors, runs
 from thbench import mirror as mirrors  # `mirror` is the task
 from thbench.errors import UserError, exits_cleanly
 
@@ -88,3 +89,82 @@ def mirror(c, dest=None, repo=None):
         refs = f"{served.refs} ref" + ("s" if served.refs != 1 else "")
         print(f"{served.action:>9}  {served.slug} → {served.source} ({refs})")
     print(f"export {mirrors.env_line(Path(dest))}")
+
+
+@task(
+    help={
+        "models": "comma-separated models, e.g. still,mouth (see `invoke models`)",
+        "cases": "cases TOML file (default: assets/cases.toml)",
+        "repeat": "runs of each model on each case (default 1)",
+        "resume": "an earlier bench id: run its cells that are not complete, keep the rest",
+        "retry-failed": "with --resume: run failed cells again too (new run folders)",
+        "metrics": "comma-separated metric envs (default: every one that is set up)",
+        "tts": "TTS backend for the text cases (default: piper)",
+        "outputs": "folder for run and bench folders (default: outputs/, or THB_OUTPUTS_DIR)",
+        "face-check": "refuse case images with no detectable face (default)",
+        "executor": "local (default), slurm (submitit), or submitit-local (submitit on this "
+                    "machine)",
+        "jobs": "local: CPU-only cells side by side (default: half the cores)",
+        "partition": "slurm: the partition to submit to",
+        "gpus-per-run": "slurm: GPUs per cell (default 1)",
+        "time-limit": "slurm / submitit-local: minutes per cell (default 240)",
+    },
+)
+@exits_cleanly
+def bench(c, models=None, cases=None, repeat=1, resume=None, retry_failed=False, metrics=None,
+          tts=cli.DEFAULT_TTS, outputs=None, face_check=True, executor="local", jobs=None,
+          partition=None, gpus_per_run=1, time_limit=240):
+    """Run every model on every case (× repeats) and score each video, in outputs/bench/<id>/."""
+    options = executors.Options(name=executor, jobs=int(jobs) if jobs else None,
+                                partition=partition, gpus_per_run=int(gpus_per_run),
+                                time_limit_min=int(time_limit))
+    if resume and (models or cases or int(repeat) != 1):
+        raise UserError("a resumed bench keeps its own models, cases and repeats",
+                        f"run `uv run invoke bench --resume {resume}` alone")
+    if not resume and not models:
+        raise UserError("no --models given", "e.g. `uv run invoke bench --models still,mouth`")
+    if retry_failed and not resume:
+        raise UserError("--retry-failed is for a resumed bench",
+                        "pass --resume BENCH_ID with it")
+    request = None if resume else benches.Request(
+        models=models, cases=Path(cases) if cases else None, repeat=int(repeat),
+        outputs=Path(outputs) if outputs else None, tts=tts, metrics=metrics,
+        face_check=face_check)
+    summary = cli.bench(request, options, resume=resume, retry_failed=retry_failed,
+                        outputs=Path(outputs) if outputs else None)
+    if summary.counts["ok"] != sum(summary.counts.values()):
+        raise SystemExit(1)
+
+
+@task(
+    positional=["video"],
+    help={
+        "video": "the video to score (made by any model, anywhere)",
+        "image": "the source face image it was made from",
+        "label": "name for it in reports (default: the file name)",
+        "metrics": "comma-separated metric envs (default: every one that is set up)",
+        "outputs": "folder for the score folder (default: outputs/scores/)",
+    },
+)
+@exits_cleanly
+def score(c, video, image=None, label=None, metrics=None, outputs=None):
+    """Score any video against its source image with the bench's metrics (outputs/scores/<id>/)."""
+    if image is None:
+        raise UserError("no --image given", f"e.g. `uv run invoke score {video} --image "
+                        "assets/face.png`")
+    cli.score_video(Path(video), Path(image), label=label, metrics=metrics,
+                    outputs=Path(outputs) if outputs else None)
+
+
+@task(
+    positional=["benches"],
+    help={
+        "benches": "bench ids or folders, comma-separated, and/or score records (a score.json or "
+                   "a folder holding one); `latest`: the newest bench",
+        "out": "the report folder to write, new or empty (default: outputs/reports/<id>/)",
+    },
+)
+@exits_cleanly
+def report(c, benches, out=None):
+    """Write a report (index.html, results.csv, results.json) from stored records; runs nothing."""
+    cli.report(benches.split(","), Path(out) if out else None)

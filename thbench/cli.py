@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from thbench import check, envs, gpu, paths, rehearsal, runs, specs
+from thbench import bench as benches
+from thbench import check, envs, executors, gpu, matrix, media, paths, rehearsal, runs, score, specs
 from thbench.errors import UserError, print_error
 from thbench.specs import Gpu, Kind
 
@@ -113,3 +115,79 @@ def rehearse(name: str, *, text: str, force: bool = False,
     console.print(f"[bold]{name}[/]: rehearsed up to [bold]{record['reached']}[/] "
                   f"[dim](record: {path})[/]")
     return result
+
+
+# --- bench, score ---------------------------------------------------------------------------
+
+
+def bench(request: benches.Request | None, options: executors.Options, *,
+          resume: str | None = None, retry_failed: bool = False,
+          outputs: Path | None = None) -> matrix.Summary:
+    """Plan a new bench (or load one to resume), run its pending cells, print the summary."""
+    executors.validate(options)
+    if resume:
+        found = benches.load(resume, outputs)
+        benches.check_resumable(found)
+    else:
+        assert request is not None
+        found = benches.plan(replace(request, executor=options.to_dict()))
+    cells = len(found.cells())
+    console.print(f"[bold]Bench {found.id}[/]: {len(found.record['models'])} models × "
+                  f"{len(found.record['cases'])} cases × {found.record['repeat']} = {cells} runs "
+                  f"[dim]→ {found.folder}[/]")
+    try:
+        summary = matrix.execute(found, options, retry_failed=retry_failed)
+    except KeyboardInterrupt:
+        raise UserError(f"bench {found.id} was interrupted; complete cells are kept",
+                        f"resume it with `uv run invoke bench --resume {found.id}`",
+                        exit_code=130) from None
+    matrix.print_summary(summary)
+    return summary
+
+
+def score_video(video: Path, image: Path, *, label: str | None = None,
+                outputs: Path | None = None, metrics: str | None = None) -> dict:
+    """Score a video made anywhere into outputs/scores/<id>/score.json; print its metrics."""
+    video, image = video.expanduser().resolve(), image.expanduser().resolve()
+    media.validate_image(image)
+    if not video.is_file():
+        raise UserError(f"the video {video} does not exist", "check the path: `ls -l VIDEO`")
+    names = benches.parse_names(metrics, "metrics", "face,identity") if metrics else None
+    chosen = score.metric_specs(names)
+    if not any(score.ready(s) for s in chosen):
+        raise UserError("no metric env is set up", "run `uv run nox -t metric` (or "
+                        + ", ".join(f"`uv run nox -s {s.setup_session}`" for s in chosen) + ")")
+    root = (outputs or paths.outputs_root()).expanduser().resolve() / "scores"
+    runs.check_writable(root)
+    folder = root / runs.new_run_id()
+    folder.mkdir(parents=True)
+    record = score.score(video, image, folder, label=label or video.stem,
+                         names=[s.name for s in chosen])
+    table = Table(title=f"score of {video.name}", title_justify="left")
+    for column in ("metric", "", "value", "spec"):
+        table.add_column(column)
+    for item in record["metrics"].values():
+        value = (f"{item['value']:.4g} {item['unit']}".strip() if item["value"] is not None
+                 else f"[yellow]not computed: {item['not_computed']}[/]")
+        table.add_row(item["label"], "↑" if item["direction"] == "higher" else
+                      "↓" if item["direction"] == "lower" else "·", value, item["spec"])
+    console.print(table)
+    console.print(f"[dim]record: {folder / 'score.json'}[/] — `uv run invoke report {folder}`")
+    return record
+
+
+def report(inputs: list[str], out: Path | None = None) -> Path:
+    """A report folder from bench folders / ids and score records ("latest": the newest bench)."""
+    from thbench import report as reports  # the page builder: only this command needs it
+
+    if "latest" in inputs:
+        found = sorted((paths.outputs_root() / "bench").glob("*/bench.json"))
+        if not found:
+            raise UserError(f"no bench under {paths.outputs_root() / 'bench'} to report on",
+                            "run one first: `uv run invoke bench --models still,mouth`")
+        inputs = [str(found[-1].parent) if i == "latest" else i for i in inputs]
+    folder = out or paths.outputs_root() / "reports" / runs.new_run_id()
+    summary = reports.build([reports.resolve_input(i.strip()) for i in inputs], folder)
+    console.print(f"report of {', '.join(summary.benches) or 'score records'}: {summary.cells} "
+                  f"cells, {summary.videos} videos → [bold]{summary.index}[/]")
+    return summary.index

@@ -23,16 +23,20 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
 import thbench
-from thbench import check, envs, gpu, health, media, paths, proc, rehearsal, specs
+from thbench import check, envs, gpu, inference, media, paths, proc, rehearsal, resources, specs
+from thbench import speech as speech_mod  # `speech` is the run's WAV below
 from thbench.errors import UserError
-from thbench.files import atomic_write_text, sha256_file, waiting_lock
+from thbench.face import face_check
+from thbench.files import atomic_write_text, sha256_file
 from thbench.specs import Gpu, Kind, Spec
 
 RUN_SCHEMA = 1
@@ -51,6 +55,10 @@ class Request:
     face_check: bool = True
     rehearse: bool = False  # the env's stand-in weights (thbench/rehearsal.py)
     offline: bool = False  # inference in a network namespace of its own: no network at all
+    # The text already spoken by ``tts`` (a bench speaks each case once): copied, not re-made.
+    speech: Path | None = None
+    # Told the run folder as soon as it exists (a bench cell records it before the run ends).
+    started: Callable[[Path], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,11 @@ def _validate(req: Request) -> tuple[Spec, Spec | None, Path]:
     model = specs.get(Kind.MODEL, req.model)
     tts = specs.get(Kind.TTS, req.tts) if req.text is not None else None
     outputs = (req.outputs or paths.outputs_root()).expanduser().resolve()
-    _writable(outputs)
+    check_writable(outputs)
     return model, tts, outputs
 
 
-def _writable(folder: Path) -> None:
+def check_writable(folder: Path) -> None:
     """The run folder can be made under ``folder``; checked without creating anything."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -121,7 +129,7 @@ def _shell_safe(model: Spec, *folders: Path) -> None:
                 "and . _ - / only")
 
 
-def _require_gpu(model: Spec, rehearse: bool = False) -> list[gpu.Gpu]:
+def require_gpu(model: Spec, rehearse: bool = False) -> list[gpu.Gpu]:
     found = gpu.detect()
     if model.gpu is Gpu.REQUIRED and not found and rehearse:
         console.print(f"[yellow]No GPU found: the '{model.name}' rehearsal runs on the CPU as "
@@ -138,32 +146,6 @@ def _require_gpu(model: Spec, rehearse: bool = False) -> list[gpu.Gpu]:
     return found
 
 
-def _face_check(image: Path) -> dict:
-    spec = specs.get(Kind.CHECK, "face")
-    env = envs.require_ready(spec)
-    argv = spec.command.expand({"python": str(env.python), "spec_dir": str(spec.folder),
-                                "image": str(image)})
-    out = proc.run(argv, capture=True, check=False, timeout=spec.command.timeout)
-    try:
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        result = None
-    if not isinstance(result, dict):  # the checker itself broke: not the photo's fault
-        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"the face check failed (exit status {out.returncode}): {last}",
-                        f"rebuild it with `uv run nox -s {spec.setup_session} -- --force`, or "
-                        "add --no-face-check to run without it")
-    if result.get("error"):
-        raise UserError(f"the face check could not read {image}: {result['error']}",
-                        "pass a PNG or JPEG photo")
-    if not result.get("faces"):
-        raise UserError(
-            f"no face found in {image}",
-            "use a photo with one clearly visible face, or add --no-face-check to run anyway",
-        )
-    return result
-
-
 # --- the run folder and its record ---------------------------------------------------------
 
 
@@ -171,8 +153,12 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def read_record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
 
 
 def write_record(run_dir: Path, record: dict) -> None:
@@ -215,7 +201,7 @@ class _Stages:
 
     def run(self, name: str, title: str, func):
         start = time.monotonic()
-        entry = {"status": "running", "started": _now()}
+        entry = {"status": "running", "started": now()}
         self.record["stages"][name] = entry
         write_record(self.run_dir, self.record)
         try:
@@ -226,7 +212,7 @@ class _Stages:
             interrupted = isinstance(err, KeyboardInterrupt)
             reason = ("interrupted" if interrupted else err.message if isinstance(err, UserError)
                       else f"{type(err).__name__}: {err}")
-            self.record.update(status="failed", finished=_now(),
+            self.record.update(status="failed", finished=now(),
                                failure={"stage": name, "reason": reason})
             write_record(self.run_dir, self.record)
             if interrupted or not isinstance(err, Exception):
@@ -255,13 +241,13 @@ def run(req: Request) -> Result:
     audio = req.audio.expanduser().resolve() if req.audio else None
     image_info = media.validate_image(image)
     audio_info = media.validate_audio(audio) if audio else None
-    gpus = _require_gpu(model, req.rehearse)  # before the env: no point setting up what cannot run
+    gpus = require_gpu(model, req.rehearse)  # before the env: no point setting up what cannot run
     model_env = envs.require_ready(model, rehearse=req.rehearse)
     tts_env = envs.require_ready(tts) if tts else None
     _shell_safe(model, outputs, model_env.root)
-    face = _face_check(image) if req.face_check else None
+    face = face_check(image) if req.face_check else None
     extra = rehearsal.run_argv(model_env.spec, face, image_info) if req.rehearse else []
-    if req.offline and not shutil.which(NO_NETWORK[0]):
+    if req.offline and not shutil.which(inference.NO_NETWORK[0]):
         raise UserError("--offline needs `unshare` (util-linux) to cut the network off, and it is "
                         "not on PATH", "install util-linux, or run without --offline")
 
@@ -276,7 +262,7 @@ def run(req: Request) -> Result:
         "rehearsal": {"standins": True, "argv": extra, "reached": None} if req.rehearse else None,
         "status": "running",
         "failure": None,
-        "created": _now(),
+        "created": now(),
         "finished": None,
         "inputs": {
             "image": {"source": str(image), "file": input_image.name,
@@ -292,6 +278,8 @@ def run(req: Request) -> Result:
         "env": model_env.read_stamp(),
         "tts_env": tts_env.read_stamp() if tts_env else None,
         "gpus": [g.__dict__ for g in gpus],
+        "host": resources.host_info(),
+        "measurements": None,
         "network": "none: inference ran under `unshare --net`" if req.offline else None,
         "tools": None,
         "stages": {},
@@ -300,102 +288,104 @@ def run(req: Request) -> Result:
         "check": None,
     }
     write_record(run_dir, record)  # first thing in the folder: whatever happens next is recorded
-    console.print(f"[bold]Run {model.name}/{run_id}[/] [dim]→ {run_dir}[/]")
-    stages = _Stages(run_dir, record)
+    with _recorded_on_error(run_dir, record):
+        if req.started:
+            req.started(run_dir)
+        console.print(f"[bold]Run {model.name}/{run_id}[/] [dim]→ {run_dir}[/]")
+        stages = _Stages(run_dir, record)
 
-    def prepare() -> None:
-        (run_dir / "logs").mkdir()
-        work_dir.mkdir()
-        shutil.copyfile(image, input_image)
-        record["inputs"]["image"]["sha256"] = sha256_file(input_image)
-        if audio:
-            record["inputs"]["audio"]["sha256"] = sha256_file(audio)
-        record["tools"] = _tool_versions()
+        def prepare() -> None:
+            (run_dir / "logs").mkdir()
+            work_dir.mkdir()
+            shutil.copyfile(image, input_image)
+            record["inputs"]["image"]["sha256"] = sha256_file(input_image)
+            if audio:
+                record["inputs"]["audio"]["sha256"] = sha256_file(audio)
+            record["tools"] = _tool_versions()
 
-    def speak() -> None:
-        if tts and tts_env:
-            text_file = run_dir / "text.txt"
-            text_file.write_text(req.text.strip() + "\n", encoding="utf-8")
-            _synthesize(tts, tts_env, text_file, speech, run_dir)
-        else:
-            media.to_wav(audio, speech, log=run_dir / "logs" / "audio.log")
-        record["speech"] = {"file": speech.name, "seconds": round(media.wav_duration(speech), 3)}
+        def speak() -> None:
+            reused = None
+            if tts and tts_env:
+                text_file = run_dir / "text.txt"
+                text_file.write_text(req.text.strip() + "\n", encoding="utf-8")
+                if req.speech:
+                    shutil.copyfile(req.speech, speech)
+                    reused = {"source": str(req.speech), "sha256": sha256_file(speech)}
+                else:
+                    speech_mod.synthesize(tts, tts_env, text_file, speech, run_dir / "logs" / "tts.log")
+            else:
+                media.to_wav(audio, speech, log=run_dir / "logs" / "audio.log")
+            record["speech"] = {"file": speech.name, "seconds": round(media.wav_duration(speech), 3),
+                                "reused": reused}
 
-    def infer() -> Path | None:
+        def infer() -> Path | None:
+            monitor = resources.Monitor()
+            try:
+                video = inference.infer(model, model_env, input_image, speech, run_dir, work_dir,
+                                        extra, offline=req.offline, monitor=monitor)
+            except proc.CommandFailed:
+                reached = req.rehearse and rehearsal.expected_stop(model, run_dir / "logs" /
+                                                                   "inference.log")
+                if not reached:
+                    raise
+                record["rehearsal"]["reached"] = reached
+                return None
+            finally:  # failed, timed-out and stopped runs are measured too
+                record["measurements"] = {"inference": monitor.stop()}
+            record["video"] = {"file": video.name, "sha256": sha256_file(video),
+                               "bytes": video.stat().st_size}
+            return video
+
+        stages.run("prepare", "copy the inputs", prepare)
+        title = ("convert the audio to WAV" if not tts else f"speak the text with {tts.name}"
+                 if not req.speech else f"reuse the speech made with {tts.name}")
+        stages.run("tts" if tts else "audio", title, speak)
         try:
-            video = _infer(model, model_env, input_image, speech, run_dir, work_dir, extra,
-                           offline=req.offline)
-        except proc.CommandFailed:
-            reached = req.rehearse and rehearsal.expected_stop(model, run_dir / "logs" /
-                                                               "inference.log")
-            if not reached:
-                raise
-            record["rehearsal"]["reached"] = reached
-            return None
-        record["video"] = {"file": video.name, "sha256": sha256_file(video),
-                           "bytes": video.stat().st_size}
-        return video
+            video = stages.run("inference", f"generate the video with {model.name}", infer)
+        finally:
+            _real_time_factor(record)
+            write_record(run_dir, record)
+        if video is None:  # a rehearsal that reached the stop its spec expects: recorded, not a crash
+            return _stopped(run_dir, record)
+        report = stages.run("check", "check the video", lambda: check.check_video(video, speech))
+        record["check"] = report.to_dict()
+        record["status"] = "ok" if report.passed else "failed"
+        if not report.passed:
+            failed = [item.name for item in report.items if not item.ok]
+            record["failure"] = {"stage": "check", "reason": "failed checks: " + ", ".join(failed)}
+        record["finished"] = now()
+        write_record(run_dir, record)
+        return Result(run_dir, record, report)
 
-    stages.run("prepare", "copy the inputs", prepare)
-    stages.run("tts" if tts else "audio",
-               f"speak the text with {tts.name}" if tts else "convert the audio to WAV", speak)
-    video = stages.run("inference", f"generate the video with {model.name}", infer)
-    if video is None:  # a rehearsal that reached the stop its spec expects: recorded, not a crash
-        return _stopped(run_dir, record)
-    report = stages.run("check", "check the video", lambda: check.check_video(video, speech))
-    record["check"] = report.to_dict()
-    record["status"] = "ok" if report.passed else "failed"
-    if not report.passed:
-        failed = [item.name for item in report.items if not item.ok]
-        record["failure"] = {"stage": "check", "reason": "failed checks: " + ", ".join(failed)}
-    record["finished"] = _now()
-    write_record(run_dir, record)
-    return Result(run_dir, record, report)
+
+@contextmanager
+def _recorded_on_error(run_dir: Path, record: dict) -> Iterator[None]:
+    """Whatever stops the run outside a stage (an interrupt between two) is recorded too."""
+    try:
+        yield
+    except BaseException as err:
+        if record["status"] == "running":
+            interrupted = isinstance(err, KeyboardInterrupt)
+            reason = ("interrupted" if interrupted else err.message if isinstance(err, UserError)
+                      else f"{type(err).__name__}: {err}")
+            record.update(status="failed", finished=now(),
+                          failure={"stage": "between stages", "reason": reason})
+            write_record(run_dir, record)
+        raise
+
+
+def _real_time_factor(record: dict) -> None:
+    """Inference seconds per second of speech: how far from real time the model is."""
+    inference_s = record["stages"].get("inference", {}).get("seconds")
+    speech_s = (record.get("speech") or {}).get("seconds")
+    if record.get("measurements") is not None:
+        record["measurements"]["rtf"] = (round(inference_s / speech_s, 3)
+                                         if inference_s is not None and speech_s else None)
 
 
 def _stopped(run_dir: Path, record: dict) -> Result:
     record["stages"]["inference"]["status"] = "stopped"
-    record.update(status="stopped", finished=_now())
+    record.update(status="stopped", finished=now())
     write_record(run_dir, record)
     console.print(f"[yellow]rehearsed up to: {record['rehearsal']['reached']}[/] (the expected stop)")
     return Result(run_dir, record, check.CheckReport(()))
-
-
-def _synthesize(tts: Spec, env: envs.Env, text_file: Path, speech: Path, run_dir: Path) -> None:
-    argv = tts.command.expand({"python": str(env.python), "spec_dir": str(tts.folder),
-                               "text_file": str(text_file), "audio": str(speech)})
-    proc.run(argv, cwd=run_dir, log=run_dir / "logs" / "tts.log", timeout=tts.command.timeout)
-    if not speech.is_file():
-        raise UserError(f"{tts.name} wrote no {speech.name}", f"see {run_dir / 'logs/tts.log'}")
-
-
-# `--offline` goes further than health.OFFLINE_ENV (set for every inference): no network at all.
-NO_NETWORK = (["unshare", "--net"] if os.geteuid() == 0 else
-              ["unshare", "--user", "--map-root-user", "--net"])
-
-
-def _infer(model: Spec, env: envs.Env, image: Path, speech: Path, run_dir: Path,
-           work_dir: Path, extra: list[str] = (), *, offline: bool = False) -> Path:
-    values = {"python": str(env.python), "spec_dir": str(model.folder), "image": str(image),
-              "audio": str(speech), "work_dir": str(work_dir), "run_dir": str(run_dir),
-              "repo": str(env.repo)}
-    argv = model.command.expand(values) + [specs.expand(a, values) for a in extra]
-    if offline:
-        argv = [*NO_NETWORK, *argv]
-    cwd = Path(specs.expand(model.command.cwd, values)) if model.command.cwd else work_dir
-    log = run_dir / "logs" / "inference.log"
-    # Upstream scripts write fixed temp files in their checkout (Wav2Lip's temp/, Audio2Head's
-    # results/temp.wav): one inference per env at a time, others wait.
-    with waiting_lock(Path(str(env.root) + ".run.lock"),
-                      f"another {model.name} run is using {env.root}", console):
-        proc.run(argv, cwd=cwd, log=log, env=health.OFFLINE_ENV, timeout=model.command.timeout)
-    assert model.command.output is not None
-    found = sorted(work_dir.glob(model.command.output), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise UserError(
-            f"{model.name} finished but wrote nothing matching '{model.command.output}' "
-            f"in {work_dir}", f"see {log}",
-        )
-    video = run_dir / "video.mp4"
-    os.replace(found[-1], video)
-    return video

@@ -20,6 +20,7 @@ from thbench import paths
 from thbench.errors import UserError
 
 if TYPE_CHECKING:
+    from thbench.metric_spec import MetricDecl
     from thbench.rehearsal_spec import Rehearsal
 
 SCHEMA_VERSION = 1
@@ -35,18 +36,22 @@ class Kind(StrEnum):
     MODEL = "model"
     TTS = "tts"
     CHECK = "check"
+    METRIC = "metric"
 
     @property
     def folder(self) -> str:
-        return {Kind.MODEL: "solutions", Kind.TTS: "tts", Kind.CHECK: "checks"}[self]
+        return {Kind.MODEL: "solutions", Kind.TTS: "tts", Kind.CHECK: "checks",
+                Kind.METRIC: "metrics"}[self]
 
     @property
     def label(self) -> str:
-        return {Kind.MODEL: "model", Kind.TTS: "TTS backend", Kind.CHECK: "check"}[self]
+        return {Kind.MODEL: "model", Kind.TTS: "TTS backend", Kind.CHECK: "check",
+                Kind.METRIC: "metric"}[self]
 
     @property
     def command_table(self) -> str:
-        return {Kind.MODEL: "inference", Kind.TTS: "synthesis", Kind.CHECK: "command"}[self]
+        return {Kind.MODEL: "inference", Kind.TTS: "synthesis", Kind.CHECK: "command",
+                Kind.METRIC: "command"}[self]
 
 
 class Gpu(StrEnum):
@@ -76,6 +81,15 @@ PLACEHOLDERS: dict[Kind, dict[str, str]] = {
         "python": "the env's interpreter",
         "spec_dir": "folder of spec.toml",
         "image": "the image to check",
+    },
+    Kind.METRIC: {
+        "python": "the env's interpreter",
+        "spec_dir": "folder of spec.toml",
+        "video": "the normalised video to score (thbench/score.py)",
+        "audio": "its speech, normalised to a mono WAV",
+        "image": "the source image the video was made from",
+        "out": "the JSON file the command writes its measurements to",
+        "weights": "the env's weights folder ([[weights]] dest are relative to it)",
     },
 }
 
@@ -171,6 +185,7 @@ class Spec:
     weights: tuple[Weight, ...] = ()
     license: str | None = None
     rehearsal: Rehearsal | None = None  # models: how to run upstream code on stand-in weights
+    metrics: tuple[MetricDecl, ...] = ()  # metric specs: what each measurement is, declared
 
     @property
     def folder(self) -> Path:
@@ -202,6 +217,7 @@ class Spec:
             Kind.MODEL: f"setup-{self.name}",
             Kind.TTS: f"setup-tts-{self.name}",
             Kind.CHECK: f"setup-check-{self.name}",
+            Kind.METRIC: f"setup-metric-{self.name}",
         }[self.kind]
 
     @property
@@ -510,6 +526,8 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
                kind.command_table]
     if kind is Kind.MODEL:
         allowed += ["gpu", "cpu_speed", "baseline", "repo", "weights", "rehearsal"]
+    if kind is Kind.METRIC:
+        allowed += ["weights", "metrics"]
     checker.unknown_keys(spec, allowed, "")
     checker.get(spec, "schema", int, f"schema = {SCHEMA_VERSION}",
                 test=lambda v: None if v == SCHEMA_VERSION else f"this version reads schema {SCHEMA_VERSION}")
@@ -525,7 +543,13 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
     baseline = False
     repo = None
     rehearsal = None
+    metrics: tuple[MetricDecl, ...] = ()
     weights: tuple[Weight, ...] = ()
+    if kind is Kind.METRIC:
+        from thbench import metric_spec  # it reuses this module's checks: imported late
+
+        weights = _weights(checker, spec)
+        metrics = metric_spec.parse(checker, spec)
     if kind is Kind.MODEL:
         gpu_raw = checker.get(spec, "gpu", str, 'gpu = "required"',
                               test=lambda v: None if v in Gpu.__members__.values() else
@@ -572,6 +596,7 @@ def parse(path: Path, kind: Kind) -> tuple[Spec | None, list[str]]:
         imports=tuple(imports), command=command,
         sha256=hashlib.sha256(raw).hexdigest(), gpu=gpu, cpu_speed=cpu_speed, baseline=baseline,
         repo=repo, weights=weights, license=license_, profiles=profiles, rehearsal=rehearsal,
+        metrics=metrics,
     ), []
 
 

@@ -1,0 +1,258 @@
+"""A bench: every model on every case (× repeats), each cell an ordinary run, then scored.
+
+``<outputs>/bench/<bench-id>/``::
+
+    bench.json                     the matrix: models, cases, repeats, metrics, executor
+    speech/<case>.wav, .json       each text case spoken once, reused by every model's run
+    cells/<model>__<case>__<n>.json  one record per cell (status, run folder, attempts)
+    runs/<model>/<case>/<n>        a link to the cell's run folder (outputs/<model>/<run-id>)
+    logs/<model>__<case>__<n>.log  what the cell's run printed
+
+Everything the user can get wrong (model names, envs not set up, cases, images without a
+face) is found before the folder is made. A cell that fails does not stop the matrix; a bench
+stopped in any way resumes with ``--resume <bench-id>``: complete cells are kept, the rest are
+run again in new run folders (an earlier attempt's folder is never touched).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+import thbench
+from thbench import cases as case_files
+from thbench import envs, media, paths, runs, score, specs
+from thbench import speech as speech_mod
+from thbench.errors import UserError
+from thbench.face import face_check
+from thbench.files import atomic_write_text, sha256_file
+from thbench.specs import Kind
+
+SCHEMA = 1
+COMPLETE = ("ok", "failed")  # a failed run is a result; pending/running/interrupted are not
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class Request:
+    models: str  # "still,mouth": as typed, checked here
+    cases: Path | None = None
+    repeat: int = 1
+    outputs: Path | None = None
+    tts: str = "piper"
+    metrics: str | None = None  # "face,identity"; None: every metric env that is set up
+    face_check: bool = True
+    executor: dict = field(default_factory=lambda: {"name": "local"})
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    case: str
+    repeat: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}/{self.case}/{self.repeat}"
+
+    @property
+    def stem(self) -> str:
+        return f"{self.model}__{self.case}__{self.repeat}"
+
+
+@dataclass(frozen=True)
+class Bench:
+    folder: Path
+    record: dict
+
+    @property
+    def id(self) -> str:
+        return self.record["bench_id"]
+
+    @property
+    def outputs(self) -> Path:
+        return Path(self.record["outputs"])
+
+    def cells(self) -> list[Cell]:
+        return [Cell(m, c["id"], r) for r in range(1, self.record["repeat"] + 1)
+                for c in self.record["cases"] for m in self.record["models"]]
+
+    def case(self, case_id: str) -> case_files.Case:
+        return next(case_files.Case.from_dict(c) for c in self.record["cases"] if c["id"] == case_id)
+
+    def cell_path(self, cell: Cell) -> Path:
+        return self.folder / "cells" / f"{cell.stem}.json"
+
+    def read_cell(self, cell: Cell) -> dict:
+        try:
+            return json.loads(self.cell_path(cell).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # never written, or from a bench killed before it was
+            return new_cell_record(cell)
+
+    def write_cell(self, record: dict) -> None:
+        cell = Cell(record["model"], record["case"], record["repeat"])
+        atomic_write_text(self.cell_path(cell), json.dumps(record, indent=2) + "\n")
+
+    def speech_for(self, case_id: str) -> Path | None:
+        wav = self.folder / "speech" / f"{case_id}.wav"
+        return wav if wav.is_file() else None
+
+
+def new_cell_record(cell: Cell) -> dict:
+    return {"schema": SCHEMA, "cell": cell.id, "model": cell.model, "case": cell.case,
+            "repeat": cell.repeat, "status": "pending", "attempt": 0, "attempts": [],
+            "run_dir": None, "run_status": None, "scored": False, "error": None,
+            "started": None, "finished": None, "log": f"logs/{cell.stem}.log"}
+
+
+# --- planning: every mistake before anything is written --------------------------------------
+
+
+def parse_names(text: str | None, what: str, example: str) -> list[str]:
+    """``"a,b"`` → ``["a", "b"]``; empty, blank or repeated names are a mistake."""
+    names = [n.strip() for n in (text or "").split(",")]
+    if not text or not all(names):
+        raise UserError(f"the {what} list {text!r} has an empty name", f"e.g. --{what} {example}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"the {what} list names {', '.join(repeated)} more than once",
+                        f"name each once, e.g. --{what} {example}")
+    return names
+
+
+def _metrics(text: str | None) -> list[str]:
+    """The metric envs to score with: all (those not set up are said now, and recorded as
+    "not computed" for every video), or the ones named, each of which must be set up."""
+    if text is None:
+        found = score.metric_specs()
+        missing = [s for s in found if not score.ready(s)]
+        if missing:
+            console.print("[yellow]Not set up, so their metrics will read 'not computed': "
+                          + ", ".join(f"{s.name} (`uv run nox -s {s.setup_session}`)"
+                                      for s in missing))
+        return [s.name for s in found]
+    chosen = score.metric_specs(parse_names(text, "metrics", "face,identity"))
+    for spec in chosen:
+        envs.require_ready(spec)
+    return [s.name for s in chosen]
+
+
+def plan(req: Request) -> Bench:
+    """Validate the whole matrix, then make the bench folder with every cell pending."""
+    if req.repeat < 1:
+        raise UserError(f"--repeat {req.repeat}: a bench runs each cell at least once",
+                        "pass --repeat 1 or more")
+    names = parse_names(req.models, "models", "still,mouth")
+    models = [specs.get(Kind.MODEL, name) for name in names]
+    for model in models:
+        runs.require_gpu(model)
+        envs.require_ready(model)
+    cases = case_files.load(req.cases or case_files.DEFAULT_FILE)
+    if any(c.text for c in cases):
+        envs.require_ready(specs.get(Kind.TTS, req.tts))
+    if req.face_check:
+        for image in sorted({c.image for c in cases}):
+            try:
+                face_check(image)
+            except UserError as err:
+                used = ", ".join(c.id for c in cases if c.image == image)
+                raise UserError(f"case {used}: {err.message}", err.tip) from None
+    metric_names = _metrics(req.metrics)
+    outputs = (req.outputs or paths.outputs_root()).expanduser().resolve()
+    runs.check_writable(outputs)
+    bench_id = runs.new_run_id()
+    folder = outputs / "bench" / bench_id
+    try:
+        for sub in ("cells", "speech", "logs", "runs"):
+            (folder / sub).mkdir(parents=True)
+    except OSError as err:
+        raise UserError(f"cannot make the bench folder {folder}: {err.strerror or err}",
+                        "pass --outputs DIR to a folder you can write to") from None
+    record = {
+        "schema": SCHEMA, "kind": "bench", "bench_id": bench_id, "created": runs.now(),
+        "thbench": thbench.__version__, "outputs": str(outputs), "models": names,
+        "repeat": req.repeat, "cases_file": str(req.cases or case_files.DEFAULT_FILE),
+        "cases": [c.to_dict() for c in cases], "tts": req.tts, "metrics": metric_names,
+        "face_check": req.face_check, "executor": req.executor,
+    }
+    atomic_write_text(folder / "bench.json", json.dumps(record, indent=2) + "\n")
+    bench = Bench(folder, record)
+    for cell in bench.cells():
+        bench.write_cell(new_cell_record(cell))
+    return bench
+
+
+def load(bench_id: str, outputs: Path | None = None) -> Bench:
+    """An earlier bench by id (or by its folder's path), for --resume and the report."""
+    root = (outputs or paths.outputs_root()).expanduser().resolve()
+    folder = Path(bench_id).expanduser()
+    if not (folder / "bench.json").is_file():
+        folder = root / "bench" / bench_id
+    try:
+        record = json.loads((folder / "bench.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        known = sorted(p.name for p in (root / "bench").glob("*/bench.json") for p in [p.parent])
+        raise UserError(f"no bench '{bench_id}' under {root / 'bench'} ({err.__class__.__name__})",
+                        "known benches: " + (", ".join(known[-5:]) or "none yet") + "; start one "
+                        "with `uv run invoke bench --models still,mouth`") from None
+    if record.get("schema") != SCHEMA or record.get("kind") != "bench":
+        raise UserError(f"{folder / 'bench.json'} is not a bench record this version reads",
+                        "start a new bench with `uv run invoke bench --models …`")
+    return Bench(folder, record)
+
+
+def check_resumable(bench: Bench) -> None:
+    """What the remaining cells need is still there: their model envs, TTS and metric envs."""
+    for name in bench.record["models"]:
+        model = specs.get(Kind.MODEL, name)
+        runs.require_gpu(model)
+        envs.require_ready(model)
+    for name in bench.record["metrics"]:
+        specs.get(Kind.METRIC, name)  # still known; one not set up scores "not computed"
+
+
+# --- speech: once per text case --------------------------------------------------------------
+
+
+def speak_cases(bench: Bench) -> None:
+    """Synthesise each text case into speech/<case>.wav, unless an earlier pass already did."""
+    tts_spec = None
+    for case in map(case_files.Case.from_dict, bench.record["cases"]):
+        if not case.text:
+            continue
+        wav = bench.folder / "speech" / f"{case.id}.wav"
+        meta = wav.with_suffix(".json")
+        if wav.is_file() and _speech_intact(wav, meta):
+            continue
+        tts_spec = tts_spec or specs.get(Kind.TTS, bench.record["tts"])
+        env = envs.require_ready(tts_spec)
+        text_file = bench.folder / "speech" / f"{case.id}.txt"
+        text_file.write_text(case.text + "\n", encoding="utf-8")
+        partial = wav.with_name(f".{wav.name}.partial.wav")
+        partial.unlink(missing_ok=True)
+        with console.status(f"speaking case {case.id} with {tts_spec.name}…"):
+            speech_mod.synthesize(tts_spec, env, text_file, partial,
+                                  bench.folder / "logs" / f"speech-{case.id}.log")
+        partial.replace(wav)  # a WAV here is always whole; its record says which one
+        atomic_write_text(meta, json.dumps({
+            "case": case.id, "tts": tts_spec.name, "sha256": sha256_file(wav),
+            "seconds": round(media.wav_duration(wav), 3),
+            "tts_env": {k: (env.read_stamp() or {}).get(k) for k in ("identity", "created")},
+        }, indent=2) + "\n")
+        console.print(f"  [green]✓[/] case {case.id}: speech made once for every model")
+
+
+def _speech_intact(wav: Path, meta: Path) -> bool:
+    try:
+        return json.loads(meta.read_text())["sha256"] == sha256_file(wav)
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def pending(bench: Bench, retry_failed: bool = False) -> list[Cell]:
+    """Cells still to run: not complete (or failed, when retrying those)."""
+    again = ("ok",) if retry_failed else COMPLETE
+    return [c for c in bench.cells() if bench.read_cell(c)["status"] not in again]
