@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,20 @@ from thbench.specs import Kind
 def ready_envs(tmp_path_factory) -> Path:
     """still + Piper + face check, built once per test session in a folder of their own."""
     root = tmp_path_factory.mktemp("envs")
+    with envs_dir(root):
+        cli.setup_for_run(Kind.MODEL, "still")
+    return root
+
+
+@contextmanager
+def envs_dir(root: Path) -> Iterator[Path]:
+    """THB_ENVS_DIR set to ``root`` for the block, then as it was."""
     old = os.environ.get("THB_ENVS_DIR")
     os.environ["THB_ENVS_DIR"] = str(root)
     try:
-        cli.setup_for_run(Kind.MODEL, "still")
+        yield root
     finally:
         if old is None:
             os.environ.pop("THB_ENVS_DIR")
         else:
             os.environ["THB_ENVS_DIR"] = old
-    return root

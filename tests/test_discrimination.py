@@ -23,6 +23,8 @@ from thbench import bench as benches
 from thbench import cli, envs, executors, paths, proc, score, specs
 from thbench.specs import Kind
 
+from .conftest import envs_dir
+
 pytestmark = pytest.mark.slow
 FACE = paths.REPO_ROOT / "assets" / "face.png"
 OTHER_FACE = paths.REPO_ROOT / "assets" / "other-face.png"
@@ -32,9 +34,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def scored(ready_envs, tmp_path_factory) -> dict:
     outputs = tmp_path_factory.mktemp("discrimination")
-    old = os.environ.get("THB_ENVS_DIR")
-    os.environ["THB_ENVS_DIR"] = str(ready_envs)
-    try:
+    with envs_dir(ready_envs):
         cli.setup_for_run(Kind.MODEL, "mouth")
         for name in ("face", "identity"):
             envs.setup(specs.get(Kind.METRIC, name))
@@ -50,11 +50,6 @@ def scored(ready_envs, tmp_path_factory) -> dict:
             scores[(cell["model"], cell["case"])] = {
                 "dir": run_dir, **json.loads((run_dir / "score.json").read_text())}
         yield {"folder": folder, "scores": scores, "outputs": outputs}
-    finally:
-        if old is None:
-            os.environ.pop("THB_ENVS_DIR")
-        else:
-            os.environ["THB_ENVS_DIR"] = old
 
 
 def value(record: dict, metric: str) -> float | None:

@@ -15,6 +15,8 @@ import pytest
 from thbench import cli, media, paths, proc
 from thbench.specs import Kind
 
+from .conftest import envs_dir
+
 pytestmark = pytest.mark.slow
 
 FACE = paths.REPO_ROOT / "assets" / "face.png"
@@ -29,15 +31,8 @@ LOWER_FACE = (110, 135, 175, 190)
 @pytest.fixture(scope="module")
 def mouth_envs(ready_envs) -> Path:
     """The mouth env, built beside the session's still + Piper + face check (see conftest)."""
-    old = os.environ.get("THB_ENVS_DIR")
-    os.environ["THB_ENVS_DIR"] = str(ready_envs)
-    try:
+    with envs_dir(ready_envs):
         cli.setup_for_run(Kind.MODEL, "mouth")
-    finally:
-        if old is None:
-            os.environ.pop("THB_ENVS_DIR")
-        else:
-            os.environ["THB_ENVS_DIR"] = old
     return ready_envs
 
 

@@ -181,8 +181,10 @@ def lip_sync(lip: np.ndarray, loud: np.ndarray | None, fps: float, why_no_audio:
     lip, loud = lip[:n], loud[:n]
     face = ~np.isnan(lip)
     if face.sum() < MIN_PAIRS + 2 * MAX_LAG:
-        return neither(f"a face in {int(face.sum())} of {n} frames; needs {MIN_PAIRS + 2 * MAX_LAG} "
-                       f"(at least {MIN_PAIRS} at every lag within ±{MAX_LAG})", extra)
+        what = (f"the video is {n} frames long" if face.sum() == n else
+                f"a face in {int(face.sum())} of {n} frames")
+        return neither(f"{what}; the lag search needs {MIN_PAIRS + 2 * MAX_LAG} face frames "
+                       f"({MIN_PAIRS} paired at every lag within ±{MAX_LAG})", extra)
     if np.nanstd(lip) < STILL_LIP_STD:
         return neither(f"the lip opening does not change (std {np.nanstd(lip):.2g} < "
                        f"{STILL_LIP_STD} eye-corner distances): nothing to correlate", extra)
