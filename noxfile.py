@@ -1,4 +1,4 @@
-"""talking-head-bench sessions, generated from the specs in solutions/, tts/ and checks/."""
+"""talking-head-bench sessions, generated from the specs in solutions/, tts/, checks/ and metrics/."""
 
 # Each setup session builds its env with uv under .envs/ (thbench/envs.py) rather than in a
 # nox-managed venv, so `invoke run` finds it without guessing nox's folder names; the sessions
@@ -109,6 +109,15 @@ def smoke(session: nox.Session) -> None:
         result = cli.demo()
     if not result.ok:
         session.error(f"smoke run failed: {result.record['failure']['reason']}")
+
+
+@nox.session(name="bench-baselines")
+def bench_baselines(session: nox.Session) -> None:
+    """Set up still, mouth and the offline metric envs; bench them on assets/cases.toml; report."""
+    with _errors_end(session):
+        summary = cli.bench_baselines()
+    if not summary.complete or summary.counts["failed"]:
+        session.error(f"bench {summary.bench.id}: not every cell ran ok")
 
 
 @nox.session

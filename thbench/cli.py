@@ -191,3 +191,20 @@ def report(inputs: list[str], out: Path | None = None) -> Path:
     console.print(f"report of {', '.join(summary.benches) or 'score records'}: {summary.cells} "
                   f"cells, {summary.videos} videos → [bold]{summary.index}[/]")
     return summary.index
+
+
+BASELINES = "still,mouth"
+OFFLINE_METRICS = ("face", "identity")  # syncnet needs weights from a host this may not reach
+
+
+def bench_baselines() -> matrix.Summary:
+    """The two built-in baselines on the default cases, scored offline, and their report."""
+    for name in BASELINES.split(","):
+        setup_for_run(Kind.MODEL, name)
+    for name in OFFLINE_METRICS:
+        envs.setup(specs.get(Kind.METRIC, name))
+    summary = bench(benches.Request(models=BASELINES, metrics=",".join(OFFLINE_METRICS)),
+                    executors.Options())
+    if summary.complete:
+        report([str(summary.bench.folder)])
+    return summary
