@@ -150,3 +150,17 @@ def test_a_missing_video_is_an_error_not_a_score(tmp_path, no_torch):
                                 weights=tmp_path)
     assert done.returncode == 3 and produced is None
     assert "absent.mkv: no such file" in done.stderr
+
+
+def test_weights_that_are_not_the_published_files_give_no_lse(spec, tmp_path, no_torch):
+    """A hand-made weights folder (setup checks the hashes; a person may not): never LSE."""
+    video = make_video(tmp_path / "clip.mkv", 3)
+    folder = tmp_path / "weights"
+    for weight in spec.weights:
+        (folder / weight.dest).parent.mkdir(parents=True, exist_ok=True)
+        (folder / weight.dest).write_bytes(b"not the VGG file")
+    done, produced = run_script(tmp_path, no_torch, video=video,
+                                audio=str(video.with_suffix(".wav")), weights=folder)
+    assert done.returncode == 0, done.stderr
+    assert_all_not_computed(produced, spec, "not the published VGG files", "setup-metric-syncnet")
+    assert produced["version"]["weights_published"] is False
