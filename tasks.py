@@ -111,29 +111,49 @@ def mirror(c, dest=None, repo=None):
     },
 )
 @exits_cleanly
-def bench(c, models=None, cases=None, repeat=1, resume=None, retry_failed=False, metrics=None,
-          tts=cli.DEFAULT_TTS, outputs=None, face_check=True, executor="local", jobs=None,
-          partition=None, gpus_per_run=1, time_limit=240):
+def bench(c, models=None, cases=None, repeat=None, resume=None, retry_failed=False, metrics=None,
+          tts=None, outputs=None, face_check=True, executor="local", jobs=None,
+          partition=None, gpus_per_run=None, time_limit=None):
     """Run every model on every case (× repeats) and score each video, in outputs/bench/<id>/."""
-    options = executors.Options(name=executor, jobs=int(jobs) if jobs else None,
-                                partition=partition, gpus_per_run=int(gpus_per_run),
-                                time_limit_min=int(time_limit))
-    if resume and (models or cases or int(repeat) != 1):
-        raise UserError("a resumed bench keeps its own models, cases and repeats",
-                        f"run `uv run invoke bench --resume {resume}` alone")
+    # Numbers arrive as text (an int default would make invoke parse them, with a traceback).
+    options = executors.Options(
+        name=executor, jobs=_count(jobs, "jobs", None), partition=partition,
+        gpus_per_run=_count(gpus_per_run, "gpus-per-run", 1),
+        time_limit_min=_count(time_limit, "time-limit", 240))
+    fixed = [flag for flag, given in (("--models", models), ("--cases", cases),
+                                      ("--repeat", repeat), ("--metrics", metrics),
+                                      ("--tts", tts), ("--no-face-check", not face_check))
+             if given]
+    if resume and fixed:
+        raise UserError(f"a resumed bench keeps its own matrix; {', '.join(fixed)} cannot change it",
+                        f"run `uv run invoke bench --resume {resume}` without them")
     if not resume and not models:
         raise UserError("no --models given", "e.g. `uv run invoke bench --models still,mouth`")
     if retry_failed and not resume:
         raise UserError("--retry-failed is for a resumed bench",
                         "pass --resume BENCH_ID with it")
     request = None if resume else benches.Request(
-        models=models, cases=Path(cases) if cases else None, repeat=int(repeat),
-        outputs=Path(outputs) if outputs else None, tts=tts, metrics=metrics,
-        face_check=face_check)
+        models=models, cases=Path(cases) if cases else None,
+        repeat=_count(repeat, "repeat", 1), outputs=Path(outputs) if outputs else None,
+        tts=tts or cli.DEFAULT_TTS, metrics=metrics, face_check=face_check)
     summary = cli.bench(request, options, resume=resume, retry_failed=retry_failed,
                         outputs=Path(outputs) if outputs else None)
     if summary.counts["ok"] != sum(summary.counts.values()):
         raise SystemExit(1)
+
+
+def _count(text: str | None, flag: str, default: int | None, minimum: int = 1) -> int | None:
+    """``--flag N`` as a whole number of at least ``minimum``, or ERROR + TIP."""
+    if text is None:
+        return default
+    try:
+        value = int(str(text))
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise UserError(f"--{flag} {text}: not a whole number of at least {minimum}",
+                        f"e.g. --{flag} {max(minimum, 1)}")
+    return value
 
 
 @task(

@@ -127,7 +127,12 @@ def test_mistakes_are_found_before_the_first_run(world):
     }
     assert "did you mean 'still'" in said["unknown"]
     assert "more than once" in said["repeated"] and "empty name" in said["empty"]
-    assert "no cases file" in said["cases"] and "at least once" in said["repeat"]
+    assert "no cases file" in said["cases"] and "at least 1" in said["repeat"]
+    for flag, value in (("--repeat", "two"), ("--jobs", "0"), ("--time-limit", "x")):
+        assert f"{flag} {value}: not a whole number" in one_error(
+            run_cli("invoke", "bench", "--models", "still", flag, value))
+    assert "cannot change it" in one_error(
+        run_cli("invoke", "bench", "--resume", "x", "--metrics", "face"))
     assert "no bench '20990101-000000-0000'" in said["resume"]
     bad = world["cases"].with_name("bad.toml")
     bad.write_text(world["cases"].read_text().replace('"hello"', '"tone"')
@@ -170,6 +175,16 @@ def test_a_bench_runs_every_cell_speaks_once_and_a_failure_does_not_stop_it(worl
             assert not (run_dir / "logs" / "tts.log").exists()
     assert sorted(p.name for p in (folder / "speech").glob("*.wav")) == ["hello.wav"]
     assert "2 ok" not in result.stderr and "4 ok, 4 failed" in result.stderr
+    # Complete (failed cells are results): the report's command, by id under THB_OUTPUTS_DIR.
+    assert f"report: `uv run invoke report {folder.name}`" in result.stderr
+
+    again = run_cli("invoke", "bench", "--resume", str(folder), "--retry-failed")
+    assert again.returncode == 1 and "4 cells already complete: kept" in again.stderr
+    for cell_id, record in cells(folder).items():  # failed cells ran again; ok ones did not
+        assert record["attempt"] == (2 if cell_id.startswith("broken/") else 1), record
+        assert record["status"] == ("failed" if cell_id.startswith("broken/") else "ok")
+    resumed = json.loads((folder / "bench.json").read_text())["resumed"]
+    assert [r["executor"]["name"] for r in resumed] == ["local"]
 
 
 def live_cells(folder: Path) -> list[str]:

@@ -86,3 +86,13 @@ def test_missing_cases_file_says_where_the_default_is(tmp_path):
     with pytest.raises(UserError) as caught:
         cases.load(tmp_path / "nope.toml")
     assert "assets/cases.toml" in caught.value.tip
+
+
+def test_case_texts_meet_the_same_limits_as_invoke_run(tmp_path):
+    long = "word " * 1100
+    message = problems(write(tmp_path, f'[[case]]\nid = "a__b"\nimage = "face.png"\n'
+                                       f'text = "{long}"\n[[case]]\nid = "nul"\n'
+                                       'image = "face.png"\ntext = "a\\u0000b"\n'))
+    assert ":2: case[0].id:" in message and "no __" in message
+    assert ":4: case[0].text: the text has 5500 characters (limit 5000)" in message
+    assert ":8: case[1].text: the text holds a NUL character" in message

@@ -154,7 +154,10 @@ def test_invoke_score_takes_a_video_made_elsewhere_and_the_report_takes_its_reco
     assert set(record["specs"]) >= {"face", "identity"}
     missing = invoke("score", str(tmp_path / "nope.mp4"), "--image", str(FACE))
     assert missing.returncode == 2 and "ERROR: the video" in missing.stderr
-    assert "Traceback" not in missing.stderr
+    picture = invoke("score", str(FACE), "--image", str(FACE))
+    assert picture.returncode == 2 and "is a still image, not a video" in picture.stderr
+    assert "Traceback" not in missing.stderr + picture.stderr
+    assert len(list((tmp_path / "outputs" / "scores").iterdir())) == 1  # mistakes leave nothing
     report = invoke("report", f"{scored['folder']},{folder}", "--out", str(tmp_path / "r"))
     assert report.returncode == 0, report.stderr
     rows = json.loads((tmp_path / "r" / "results.json").read_text())["rows"]

@@ -87,10 +87,21 @@ class Bench:
         return self.folder / "cells" / f"{cell.stem}.json"
 
     def read_cell(self, cell: Cell) -> dict:
+        path = self.cell_path(cell)
         try:
-            return json.loads(self.cell_path(cell).read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # never written, or from a bench killed before it was
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:  # never written: a bench killed while it was being planned
             return new_cell_record(cell)
+        except (OSError, ValueError) as err:  # never taken for "not run": it may hold a result
+            raise UserError(f"cannot read the cell record {path}: {err}",
+                            "check the file (and the filesystem); records are written whole, "
+                            "so this is not a half-written one") from None
+
+    @property
+    def ref(self) -> str:
+        """How to name this bench on a command line: its id if it is where ids are looked up."""
+        default = paths.outputs_root() / "bench" / self.id
+        return self.id if default.resolve() == self.folder.resolve() else str(self.folder)
 
     def write_cell(self, record: dict) -> None:
         cell = Cell(record["model"], record["case"], record["repeat"])
@@ -147,9 +158,10 @@ def plan(req: Request) -> Bench:
                         "pass --repeat 1 or more")
     names = parse_names(req.models, "models", "still,mouth")
     models = [specs.get(Kind.MODEL, name) for name in names]
+    outputs = (req.outputs or paths.outputs_root()).expanduser().resolve()
     for model in models:
         runs.require_gpu(model)
-        envs.require_ready(model)
+        runs.check_shell_safe(model, outputs, envs.require_ready(model).root)
     cases = case_files.load(req.cases or case_files.DEFAULT_FILE)
     if any(c.text for c in cases):
         envs.require_ready(specs.get(Kind.TTS, req.tts))
@@ -161,7 +173,6 @@ def plan(req: Request) -> Bench:
                 used = ", ".join(c.id for c in cases if c.image == image)
                 raise UserError(f"case {used}: {err.message}", err.tip) from None
     metric_names = _metrics(req.metrics)
-    outputs = (req.outputs or paths.outputs_root()).expanduser().resolve()
     runs.check_writable(outputs)
     bench_id = runs.new_run_id()
     folder = outputs / "bench" / bench_id
@@ -204,14 +215,16 @@ def load(bench_id: str, outputs: Path | None = None) -> Bench:
     return Bench(folder, record)
 
 
-def check_resumable(bench: Bench) -> None:
-    """What the remaining cells need is still there: their model envs, TTS and metric envs."""
+def check_resumable(bench: Bench, executor: dict) -> None:
+    """What the remaining cells need is still there; the executor of this pass is recorded."""
     for name in bench.record["models"]:
         model = specs.get(Kind.MODEL, name)
         runs.require_gpu(model)
         envs.require_ready(model)
     for name in bench.record["metrics"]:
         specs.get(Kind.METRIC, name)  # still known; one not set up scores "not computed"
+    bench.record.setdefault("resumed", []).append({"at": runs.now(), "executor": executor})
+    atomic_write_text(bench.folder / "bench.json", json.dumps(bench.record, indent=2) + "\n")
 
 
 # --- speech: once per text case --------------------------------------------------------------
@@ -236,12 +249,14 @@ def speak_cases(bench: Bench) -> None:
         with console.status(f"speaking case {case.id} with {tts_spec.name}…"):
             speech_mod.synthesize(tts_spec, env, text_file, partial,
                                   bench.folder / "logs" / f"speech-{case.id}.log")
-        partial.replace(wav)  # a WAV here is always whole; its record says which one
+        # The record first, then the WAV: a WAV in place always has the record that names it,
+        # so a resume never speaks a case again under cells that already used its speech.
         atomic_write_text(meta, json.dumps({
-            "case": case.id, "tts": tts_spec.name, "sha256": sha256_file(wav),
-            "seconds": round(media.wav_duration(wav), 3),
+            "case": case.id, "tts": tts_spec.name, "sha256": sha256_file(partial),
+            "seconds": round(media.wav_duration(partial), 3),
             "tts_env": {k: (env.read_stamp() or {}).get(k) for k in ("identity", "created")},
         }, indent=2) + "\n")
+        partial.replace(wav)
         console.print(f"  [green]✓[/] case {case.id}: speech made once for every model")
 
 

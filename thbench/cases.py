@@ -27,11 +27,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from thbench import media, paths
+from thbench import media, paths, runs
 from thbench.errors import UserError
 
 SCHEMA = 1
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# No "__": it separates model, case and repeat in a bench's file names (bench.Cell.stem).
+ID_RE = re.compile(r"^(?!.*__)[a-z0-9][a-z0-9_-]{0,63}$")
 DEFAULT_FILE = paths.REPO_ROOT / "assets" / "cases.toml"
 CASE_KEYS = ("id", "image", "text", "audio", "tags")
 EXAMPLE = '[[case]] id = "short", image = "face.png", text = "Hello there."'
@@ -130,7 +131,8 @@ def _case(table: object, index: int, folder: Path, bad, seen: set[str]) -> Case 
             bad(index, key, f"unknown key; allowed: {', '.join(CASE_KEYS)}", 'text = "Hello"')
     case_id = table.get("id")
     if not isinstance(case_id, str) or not ID_RE.match(case_id):
-        bad(index, "id", "a lowercase id (letters, digits, - and _, at most 64)", 'id = "short"')
+        bad(index, "id", "a lowercase id (letters, digits, - and _, no __, at most 64)",
+            'id = "short"')
         case_id = None
     elif case_id in seen:
         bad(index, "id", f"'{case_id}' is used by an earlier case", f'id = "{case_id}-2"')
@@ -140,9 +142,15 @@ def _case(table: object, index: int, folder: Path, bad, seen: set[str]) -> Case 
     if (text is None) == (audio is None):
         bad(index, "text", "give text or audio" + (", not both" if text is not None else ""),
             'text = "Hello there."')
-    if text is not None and (not isinstance(text, str) or not text.strip()):
-        bad(index, "text", "must be non-empty text", 'text = "Hello there."')
+    if text is not None and not isinstance(text, str):
+        bad(index, "text", "must be text", 'text = "Hello there."')
         text = None
+    elif text is not None:
+        try:
+            runs.check_text(text)  # the same limits as `invoke run --text`
+        except UserError as err:
+            bad(index, "text", err.message, 'text = "Hello there."')
+            text = None
     audio_path = _file(table, "audio", index, folder, bad, 'audio = "hello.m4a"',
                        required=False) if audio is not None else None
     tags = table.get("tags", [])

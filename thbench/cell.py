@@ -20,8 +20,11 @@ from thbench import runs, score
 from thbench.errors import UserError, print_error
 
 
-def run_cell(bench_dir: str, cell_id: str) -> dict:
-    """Run the cell ``model/case/repeat`` of the bench in ``bench_dir``; return its record."""
+def run_cell(bench_dir: str, cell_id: str, retry_failed: bool = False) -> dict:
+    """Run the cell ``model/case/repeat`` of the bench in ``bench_dir``; return its record.
+
+    A complete cell is returned as it is; a failed one is run again only with ``retry_failed``.
+    """
     bench = benches.load(bench_dir)
     model, case_id, repeat = cell_id.split("/")
     cell = benches.Cell(model, case_id, int(repeat))
@@ -29,22 +32,19 @@ def run_cell(bench_dir: str, cell_id: str) -> dict:
     # for it, then find the cell complete, rather than run it twice side by side.
     with FileLock(str(bench.cell_path(cell)) + ".lock"):
         record = bench.read_cell(cell)
-        if record["status"] in benches.COMPLETE and not _retrying(record):
+        again = ("ok",) if retry_failed else benches.COMPLETE
+        if record["status"] in again:
             return record
         if record["run_dir"]:
             record["attempts"].append(record["run_dir"])
         record.update(status="running", attempt=record["attempt"] + 1, run_dir=None,
                       run_status=None, scored=False, error=None, started=runs.now(),
-                      finished=None, retry=False)
+                      finished=None)
         bench.write_cell(record)
         _run(bench, cell, record)
         record["finished"] = runs.now()
         bench.write_cell(record)
         return record
-
-
-def _retrying(record: dict) -> bool:
-    return bool(record.get("retry"))
 
 
 def _run(bench: benches.Bench, cell: benches.Cell, record: dict) -> None:
@@ -97,14 +97,16 @@ def _link(bench: benches.Bench, cell: benches.Cell, run_dir: Path) -> None:
     os.replace(tmp, link)
 
 
-def _terminate(signum, frame) -> None:  # SIGTERM from the executor: record "interrupted"
+def _terminate(signum, frame) -> None:
+    """SIGTERM from the executor: the run records "interrupted"; the cell stays "running",
+    which a resume runs again."""
     raise KeyboardInterrupt
 
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        record = run_cell(argv[0], argv[1])
+        record = run_cell(argv[0], argv[1], retry_failed="--retry-failed" in argv[2:])
     except UserError as err:
         print_error(err)
         return 2

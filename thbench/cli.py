@@ -127,7 +127,7 @@ def bench(request: benches.Request | None, options: executors.Options, *,
     executors.validate(options)
     if resume:
         found = benches.load(resume, outputs)
-        benches.check_resumable(found)
+        benches.check_resumable(found, options.to_dict())
     else:
         assert request is not None
         found = benches.plan(replace(request, executor=options.to_dict()))
@@ -139,7 +139,7 @@ def bench(request: benches.Request | None, options: executors.Options, *,
         summary = matrix.execute(found, options, retry_failed=retry_failed)
     except KeyboardInterrupt:
         raise UserError(f"bench {found.id} was interrupted; complete cells are kept",
-                        f"resume it with `uv run invoke bench --resume {found.id}`",
+                        f"resume it with `uv run invoke bench --resume {found.ref}`",
                         exit_code=130) from None
     matrix.print_summary(summary)
     return summary
@@ -150,8 +150,7 @@ def score_video(video: Path, image: Path, *, label: str | None = None,
     """Score a video made anywhere into outputs/scores/<id>/score.json; print its metrics."""
     video, image = video.expanduser().resolve(), image.expanduser().resolve()
     media.validate_image(image)
-    if not video.is_file():
-        raise UserError(f"the video {video} does not exist", "check the path: `ls -l VIDEO`")
+    score.require_video(video)  # before the score folder: a mistake leaves nothing behind
     names = benches.parse_names(metrics, "metrics", "face,identity") if metrics else None
     chosen = score.metric_specs(names)
     if not any(score.ready(s) for s in chosen):

@@ -73,12 +73,14 @@ class _Tracker:
     def __init__(self) -> None:
         self.pids: set[int] = set()
         self.lock = threading.Lock()
+        self.stopped = False  # set under the lock: a cell starting after stop_all is stopped too
 
     def watch(self) -> _Watch:
         return _Watch(self)
 
     def stop_all(self) -> None:
         with self.lock:
+            self.stopped = True
             for pid in self.pids:
                 try:
                     os.killpg(pid, signal.SIGTERM)
@@ -94,46 +96,59 @@ class _Watch:
         self.pid = pid
         with self.tracker.lock:
             self.tracker.pids.add(pid)
+            if self.tracker.stopped:
+                os.killpg(pid, signal.SIGTERM)
 
     def stop(self) -> None:
         with self.tracker.lock:
             self.tracker.pids.discard(self.pid)
 
 
+def gpu_slots() -> list[str | None]:
+    """The GPUs cells may use: those CUDA_VISIBLE_DEVICES allows (a Slurm allocation, a user's
+    choice), else every one nvidia-smi lists; [None] (one CPU lane) when there is none."""
+    allowed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if allowed is not None:
+        return [d.strip() for d in allowed.split(",") if d.strip()] or [None]
+    return [str(i) for i in range(len(gpu.detect()))] or [None]
+
+
 def run_local(bench: Bench, cells: list[Cell], options: Options,
-              done: Callable[[Cell], None]) -> None:
+              done: Callable[[Cell], None], retry: bool = False) -> None:
     """Run ``cells`` here, GPU cells one per GPU, CPU cells up to ``jobs`` at once."""
     models = {name: specs.get(Kind.MODEL, name) for name in {c.model for c in cells}}
     devices: queue.Queue[str | None] = queue.Queue()
-    for found in range(len(gpu.detect())) or [None]:
-        devices.put(None if found is None else str(found))
-    cpu_slots = threading.Semaphore(options.jobs or max(1, (os.cpu_count() or 2) // 2))
+    for device in gpu_slots():
+        devices.put(device)
+    jobs = options.jobs or max(1, (os.cpu_count() or 2) // 2)
     tracker = _Tracker()
     stopping = threading.Event()
 
-    def one(cell: Cell) -> None:
-        uses_gpu = models[cell.model].gpu is not Gpu.NONE
-        device = devices.get() if uses_gpu else None
-        if not uses_gpu:
-            cpu_slots.acquire()
-        try:
-            if stopping.is_set():  # interrupted while this cell waited for its slot
-                return
-            extra = {"CUDA_VISIBLE_DEVICES": device} if device is not None else {}
-            proc.run([sys.executable, "-m", "thbench.cell", str(bench.folder), cell.id],
-                     log=bench.folder / "logs" / f"{cell.stem}.log", env=extra, check=False,
-                     monitor=tracker.watch())
-        finally:
-            if uses_gpu:
-                devices.put(device)
-            else:
-                cpu_slots.release()
-            if not stopping.is_set():
-                done(cell)
+    def one(cell: Cell, device: str | None = None) -> None:
+        if stopping.is_set():  # interrupted while this cell waited for its turn
+            return
+        # nvidia-smi numbers GPUs in PCI order; CUDA's default order is fastest first.
+        extra = ({"CUDA_VISIBLE_DEVICES": device, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+                 if device is not None else {})
+        proc.run([sys.executable, "-m", "thbench.cell", str(bench.folder), cell.id,
+                  *(["--retry-failed"] if retry else [])],
+                 log=bench.folder / "logs" / f"{cell.stem}.log", env=extra, check=False,
+                 monitor=tracker.watch())
+        if not stopping.is_set():
+            done(cell)
 
-    workers = (options.jobs or max(1, (os.cpu_count() or 2) // 2)) + devices.qsize()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cell")
-    futures = [pool.submit(one, cell) for cell in cells]
+    def on_a_gpu(cell: Cell) -> None:  # as many workers as devices: one is always free
+        device = devices.get()
+        try:
+            one(cell, device)
+        finally:
+            devices.put(device)
+
+    # Two pools, so GPU cells waiting for a device never hold back the CPU cells.
+    gpu_pool = ThreadPoolExecutor(max_workers=devices.qsize(), thread_name_prefix="gpu-cell")
+    cpu_pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="cpu-cell")
+    futures = [gpu_pool.submit(on_a_gpu, cell) if models[cell.model].gpu is not Gpu.NONE
+               else cpu_pool.submit(one, cell) for cell in cells]
     try:
         for future in futures:
             future.result()
@@ -142,13 +157,15 @@ def run_local(bench: Bench, cells: list[Cell], options: Options,
         for future in futures:
             future.cancel()
         tracker.stop_all()
-        pool.shutdown(wait=True)
+        for pool in (gpu_pool, cpu_pool):
+            pool.shutdown(wait=True)
         raise
-    pool.shutdown()
+    for pool in (gpu_pool, cpu_pool):
+        pool.shutdown()
 
 
 def run_submitit(bench: Bench, cells: list[Cell], options: Options,
-                 done: Callable[[Cell], None]) -> None:
+                 done: Callable[[Cell], None], retry: bool = False) -> None:
     """Submit each cell as a job (Slurm, or submitit's local executor) and collect them."""
     import submitit  # only a bench that uses it pays for the import
 
@@ -166,7 +183,7 @@ def run_submitit(bench: Bench, cells: list[Cell], options: Options,
         executor.update_parameters(timeout_min=options.time_limit_min)
     jobs = {}
     for cell in cells:
-        job = executor.submit(run_cell, str(bench.folder), cell.id)
+        job = executor.submit(run_cell, str(bench.folder), cell.id, retry)
         jobs[job] = cell
     try:
         for job in submitit.helpers.as_completed(list(jobs)):
@@ -183,14 +200,20 @@ def run_submitit(bench: Bench, cells: list[Cell], options: Options,
 
 
 def _job_failed(bench: Bench, cell: Cell, job, err: Exception) -> None:
-    record = bench.read_cell(cell)
-    if record["status"] in ("ok", "failed"):
-        return
-    last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
-    record.update(status="failed", error=f"job {job.job_id} failed: {last[0]}",
-                  log=str(Path(job.paths.stderr)))
-    bench.write_cell(record)
+    """A job that died (pre-empted, out of time, node lost) is not a result: "interrupted", so
+    a resume runs it again, as it would a local cell whose process died."""
+    from filelock import FileLock
+
+    with FileLock(str(bench.cell_path(cell)) + ".lock"):
+        record = bench.read_cell(cell)
+        if record["status"] in ("ok", "failed"):
+            return
+        last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
+        record.update(status="interrupted", error=f"job {job.job_id} died: {last[0]}",
+                      log=str(Path(job.paths.stderr)))
+        bench.write_cell(record)
 
 
-def run(bench: Bench, cells: list[Cell], options: Options, done: Callable[[Cell], None]) -> None:
-    (run_local if options.name == "local" else run_submitit)(bench, cells, options, done)
+def run(bench: Bench, cells: list[Cell], options: Options, done: Callable[[Cell], None],
+        retry: bool = False) -> None:
+    (run_local if options.name == "local" else run_submitit)(bench, cells, options, done, retry)

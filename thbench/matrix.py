@@ -20,7 +20,7 @@ from thbench import executors
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 MARKS = {"pending": "[dim]·[/]", "running": "[cyan]…[/]", "ok": "[green]✓[/]",
-         "failed": "[red]✗[/]"}
+         "failed": "[red]✗[/]", "interrupted": "[yellow]![/]"}
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,6 @@ def execute(bench: benches.Bench, options: executors.Options, *,
     """Speak the cases, run every pending cell, and show the matrix until all are done."""
     benches.speak_cases(bench)
     todo = benches.pending(bench, retry_failed)
-    for cell in todo:  # a failed cell run again on request: its record says to redo it
-        record = bench.read_cell(cell)
-        if record["status"] == "failed":
-            record["retry"] = True
-            bench.write_cell(record)
     skipped = len(bench.cells()) - len(todo)
     if skipped:
         console.print(f"{skipped} cell{'s' if skipped != 1 else ''} already complete: kept")
@@ -90,7 +85,7 @@ def execute(bench: benches.Bench, options: executors.Options, *,
         viewer = threading.Thread(target=refresh, daemon=True)
         viewer.start()
         try:
-            executors.run(bench, todo, options, done)
+            executors.run(bench, todo, options, done, retry=retry_failed)
         finally:
             stop.set()
             viewer.join()
@@ -101,7 +96,8 @@ def execute(bench: benches.Bench, options: executors.Options, *,
 
 def print_summary(summary: Summary) -> None:
     found = summary.counts
-    parts = [f"{found[s]} {s}" for s in ("ok", "failed", "running", "pending") if found[s]]
+    parts = [f"{found[s]} {s}" for s in ("ok", "failed", "interrupted", "running", "pending")
+             if found[s]]
     console.print(f"[bold]bench {summary.bench.id}[/]: " + ", ".join(parts)
                   + f" [dim]({summary.bench.folder})[/]")
     for cell in summary.bench.cells():
@@ -110,6 +106,6 @@ def print_summary(summary: Summary) -> None:
             console.print(f"  [red]✗[/] {cell.id}: {record['error']} "
                           f"[dim]({summary.bench.folder / record['log']})[/]")
     if summary.complete:
-        console.print(f"report: `uv run invoke report {summary.bench.id}`")
+        console.print(f"report: `uv run invoke report {summary.bench.ref}`")
     else:
-        console.print(f"resume: `uv run invoke bench --resume {summary.bench.id}`")
+        console.print(f"resume: `uv run invoke bench --resume {summary.bench.ref}`")

@@ -84,18 +84,23 @@ def _validate(req: Request) -> tuple[Spec, Spec | None, Path]:
             'e.g. `uv run invoke run still --image assets/face.png --text "Hello there"`',
         )
     if req.text is not None:
-        if not req.text.strip():
-            raise UserError("the text is empty", 'give words to speak, e.g. --text "Hello there"')
-        if len(req.text) > MAX_TEXT_CHARS:
-            raise UserError(f"the text has {len(req.text)} characters (limit {MAX_TEXT_CHARS})",
-                            "split it into shorter runs, or record it and pass --audio FILE")
-        if "\x00" in req.text:
-            raise UserError("the text holds a NUL character", "pass plain text")
+        check_text(req.text)
     model = specs.get(Kind.MODEL, req.model)
     tts = specs.get(Kind.TTS, req.tts) if req.text is not None else None
     outputs = (req.outputs or paths.outputs_root()).expanduser().resolve()
     check_writable(outputs)
     return model, tts, outputs
+
+
+def check_text(text: str) -> None:
+    """The text can be spoken: not empty, within the limit, plain (also a bench case's)."""
+    if not text.strip():
+        raise UserError("the text is empty", 'give words to speak, e.g. --text "Hello there"')
+    if len(text) > MAX_TEXT_CHARS:
+        raise UserError(f"the text has {len(text)} characters (limit {MAX_TEXT_CHARS})",
+                        "split it into shorter runs, or record it and pass --audio FILE")
+    if "\x00" in text:
+        raise UserError("the text holds a NUL character", "pass plain text")
 
 
 def check_writable(folder: Path) -> None:
@@ -117,7 +122,7 @@ def check_writable(folder: Path) -> None:
 SHELL_SAFE_PATH = re.compile(r"^[A-Za-z0-9._/+-]+$")
 
 
-def _shell_safe(model: Spec, *folders: Path) -> None:
+def check_shell_safe(model: Spec, *folders: Path) -> None:
     if not model.repo:
         return
     for folder in folders:
@@ -244,7 +249,7 @@ def run(req: Request) -> Result:
     gpus = require_gpu(model, req.rehearse)  # before the env: no point setting up what cannot run
     model_env = envs.require_ready(model, rehearse=req.rehearse)
     tts_env = envs.require_ready(tts) if tts else None
-    _shell_safe(model, outputs, model_env.root)
+    check_shell_safe(model, outputs, model_env.root)
     face = face_check(image) if req.face_check else None
     extra = rehearsal.run_argv(model_env.spec, face, image_info) if req.rehearse else []
     if req.offline and not shutil.which(inference.NO_NETWORK[0]):
@@ -375,8 +380,10 @@ def _recorded_on_error(run_dir: Path, record: dict) -> Iterator[None]:
 
 
 def _real_time_factor(record: dict) -> None:
-    """Inference seconds per second of speech: how far from real time the model is."""
-    inference_s = record["stages"].get("inference", {}).get("seconds")
+    """Inference seconds per second of speech: how far from real time the model is (null for
+    an inference that did not finish: its seconds say when it died, not how fast it was)."""
+    stage = record["stages"].get("inference", {})
+    inference_s = stage.get("seconds") if stage.get("status") == "ok" else None
     speech_s = (record.get("speech") or {}).get("seconds")
     if record.get("measurements") is not None:
         record["measurements"]["rtf"] = (round(inference_s / speech_s, 3)

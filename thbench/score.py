@@ -42,20 +42,43 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 def metric_specs(names: list[str] | None = None) -> list[Spec]:
     """The metric specs to score with: ``names`` (each must exist), or all of them."""
     known = specs.load_all()[Kind.METRIC]
-    if names is None:
-        return list(known.values())
-    return [specs.get(Kind.METRIC, name) for name in names]
+    chosen = list(known.values()) if names is None else [specs.get(Kind.METRIC, n) for n in names]
+    owner: dict[str, str] = {}
+    for spec in chosen:  # one id, one meaning: a record keys metrics by id alone
+        for decl in spec.metrics:
+            if decl.id in owner:
+                raise UserError(f"metric id '{decl.id}' is declared by both metrics/{owner[decl.id]}"
+                                f" and metrics/{spec.name}",
+                                "rename one of them in its spec.toml [[metrics]]")
+            owner[decl.id] = spec.name
+    return chosen
 
 
 def ready(spec: Spec) -> bool:
     return envs.Env.of(spec).is_ready()
 
 
+def require_video(video: Path) -> dict:
+    """ffprobe's view of ``video``, or ERROR + TIP: missing, not a video, a still image."""
+    if video.is_dir():
+        raise UserError(f"the video {video} is a folder", "pass a video file (MP4, MKV, MOV…)")
+    if not video.is_file():
+        raise UserError(f"the video {video} does not exist", "check the path: `ls -l VIDEO`")
+    info = media.probe(video, expected="a video")
+    streams = media.streams_of(info, "video")
+    if not streams:
+        raise UserError(f"{video} has no video stream", "pass a video file (MP4, MKV, MOV…)")
+    form = info.get("format", {}).get("format_name", "")
+    frames = streams[0].get("nb_frames")
+    if form == "image2" or form.endswith("_pipe") or frames in ("0", "1"):
+        raise UserError(f"{video} is a still image, not a video",
+                        "score a video; a still image is what `still` makes a video of")
+    return info
+
+
 def normalise(video: Path, work: Path) -> tuple[Path, Path | None, dict]:
     """``work``/normalised.mkv (+ speech.wav if the video has sound) and what was done."""
-    info = media.probe(video, expected="a video")
-    if not media.streams_of(info, "video"):
-        raise UserError(f"{video} has no video stream", "pass a video file (MP4, MKV, MOV…)")
+    info = require_video(video)
     has_audio = bool(media.streams_of(info, "audio"))
     mkv, wav = work / "normalised.mkv", work / "speech.wav"
     log = work / "logs" / "normalise.log"
@@ -157,7 +180,7 @@ def _merge(spec: Spec, produced: dict) -> dict:
             value, why = got.get("value"), got.get("not_computed")
             if isinstance(value, bool) or not isinstance(value, (int, float, type(None))):
                 value, why = None, f"{spec.name} wrote a value that is not a number: {value!r}"
-            elif value is not None and not math.isfinite(value):
+            elif isinstance(value, float) and not math.isfinite(value):  # ints always are
                 value, why = None, f"{spec.name} wrote a non-finite value ({value})"
             elif value is None and not why:
                 why = f"{spec.name} gave no value and no reason"
