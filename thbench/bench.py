@@ -205,7 +205,7 @@ def load(bench_id: str, outputs: Path | None = None) -> Bench:
     try:
         record = json.loads((folder / "bench.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        known = sorted(p.name for p in (root / "bench").glob("*/bench.json") for p in [p.parent])
+        known = sorted(p.parent.name for p in (root / "bench").glob("*/bench.json"))
         raise UserError(f"no bench '{bench_id}' under {root / 'bench'} ({err.__class__.__name__})",
                         "known benches: " + (", ".join(known[-5:]) or "none yet") + "; start one "
                         "with `uv run invoke bench --models still,mouth`") from None

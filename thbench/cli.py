@@ -12,6 +12,7 @@ from rich.table import Table
 from thbench import bench as benches
 from thbench import check, envs, executors, gpu, matrix, media, paths, rehearsal, runs, score, specs
 from thbench.errors import UserError, print_error
+from thbench.metric_spec import Direction
 from thbench.specs import Gpu, Kind
 
 console = Console(highlight=False)
@@ -168,8 +169,7 @@ def score_video(video: Path, image: Path, *, label: str | None = None,
     for item in record["metrics"].values():
         value = (f"{item['value']:.4g} {item['unit']}".strip() if item["value"] is not None
                  else f"[yellow]not computed: {item['not_computed']}[/]")
-        table.add_row(item["label"], "↑" if item["direction"] == "higher" else
-                      "↓" if item["direction"] == "lower" else "·", value, item["spec"])
+        table.add_row(item["label"], Direction(item["direction"]).arrow, value, item["spec"])
     console.print(table)
     console.print(f"[dim]record: {folder / 'score.json'}[/] — `uv run invoke report {folder}`")
     return record

@@ -43,10 +43,6 @@ class Options:
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
-    @classmethod
-    def from_dict(cls, data: dict) -> Options:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
 
 def validate(options: Options) -> None:
     """ERROR + TIP for an executor that cannot run here, before the bench folder is made."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+from thbench.metric_spec import Direction
+
 OK, FAILED, NOT_RUN = "ok", "failed", "not run"
-ARROWS = {"higher": "↑", "lower": "↓", "none": "·"}
+ARROWS = {d.value: d.arrow for d in Direction}  # one declaration of the arrows
 DIRECTION_WORDS = {"higher": "higher is better", "lower": "lower is better",
                    "none": "context, no better side"}
 CSV_FIELDS = ("bench_id", "model", "case", "repeat", "run_id", "run_status", "metric", "value",
