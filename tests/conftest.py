@@ -13,6 +13,20 @@ from thbench import cli
 from thbench.specs import Kind
 
 
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_caches(tmp_path_factory) -> Iterator[Path]:
+    """Voices, made speech and Coqui models go to a folder of this test session, never to the
+    user's cache (``THB_CACHE_DIR``); a test wanting an empty cache sets its own."""
+    root = tmp_path_factory.mktemp("cache")
+    old = {var: os.environ.pop(var, None) for var in ("THB_CACHE_DIR", "THB_VOICES_DIR")}
+    os.environ["THB_CACHE_DIR"] = str(root)
+    try:
+        yield root
+    finally:
+        os.environ.pop("THB_CACHE_DIR")
+        os.environ.update({var: value for var, value in old.items() if value is not None})
+
+
 @pytest.fixture(scope="session")
 def ready_envs(tmp_path_factory) -> Path:
     """still + Piper + face check, built once per test session in a folder of their own."""

@@ -500,6 +500,38 @@ def test_hub_missing_file_is_a_clear_error(hub, tmp_path):
     assert leftovers(tmp_path) == ["checkpoints"]
 
 
+def interrupt_hub_retries(monkeypatch) -> None:
+    """Stop the run where huggingface_hub pauses before retrying a cut download within its call,
+    as a Ctrl-C or a killed run would: what the next attempt does is then up to weights.py."""
+    from huggingface_hub import constants, file_download
+
+    def interrupted(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(file_download, "time", SimpleNamespace(sleep=interrupted))
+    # It writes whole chunks only (10 MB); bytes of a chunk cut short are dropped.
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1000)
+
+
+def test_an_interrupted_hub_download_resumes_on_the_next_attempt(hub, tmp_path, monkeypatch):
+    data, cut = blob(35), 123_000  # a whole number of chunks
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, "", {"model.bin": data}, lfs={"model.bin"})
+    path = f"/thb-test/tiny/resolve/{COMMIT}/model.bin"
+    hub.serve(path, data, mode="cut_once", cut=cut)
+    w = Weight("checkpoints/model.bin", len(data), None, hf_repo="thb-test/tiny",
+               hf_file="model.bin", hf_revision=COMMIT)
+    with monkeypatch.context() as patch:
+        interrupt_hub_retries(patch)
+        with pytest.raises(KeyboardInterrupt):
+            fetch([w], tmp_path)
+    assert not (tmp_path / "checkpoints/model.bin").exists()
+    assert fetch([w], tmp_path).done
+    assert (tmp_path / "checkpoints/model.bin").read_bytes() == data
+    assert [s.range for s in hub.log(path) if s.method == "GET"] == [None, f"bytes={cut}-"]
+    assert leftovers(tmp_path) == [
+        "checkpoints", "checkpoints/model.bin", "checkpoints/model.bin.sha256"]  # no staging
+
+
 def test_the_hub_bar_takes_what_the_xet_download_path_sends():
     """Xet-backed Hub files (most large ones) report progress through another path than the
     stand-in can reach (it would need hf_xet's storage protocol): drive that reporter with our

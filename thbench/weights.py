@@ -11,8 +11,8 @@ timeouts, HTTP 408/429/5xx and bodies shorter than their Content-Length are retr
 backoff, a bounded number of times; any other 4xx fails at once.
 
 Hub files (``hf_repo`` + ``hf_file`` at ``hf_revision``, or at ``main`` when only a sha256 pins
-them) go through ``huggingface_hub.hf_hub_download`` into a staging folder under ``root``, then
-are verified here and moved into place: against the spec's sha256, or, for a file pinned by
+them) are fetched with huggingface_hub's own HEAD and GET into a staging folder under ``root``, then
+verified here and moved into place: against the spec's sha256, or, for a file pinned by
 revision alone, against the Hub's own listing at that revision (the LFS sha256, or the git blob
 id of a small file). A Hub folder (``hf_folder``, always at a pinned ``hf_revision``) is listed
 at that revision, each file fetched and checked the same way, and the folder renamed into place
@@ -20,7 +20,9 @@ with a manifest (``.thb-folder.json``: source, each file's size and sha256) that
 trust it. huggingface_hub retries on its own (a network error: 5 more tries, 23 s of pauses)
 and honours its own settings: ``HF_TOKEN`` (gated or private repositories), ``HF_HUB_OFFLINE``,
 ``HF_HUB_*`` timeouts; ``HF_ENDPOINT`` (a Hub mirror) is read here at download time and passed
-on, because huggingface_hub reads it only once, at import. A Hub download does not resume across runs.
+on, because huggingface_hub reads it only once, at import. An interrupted Hub download resumes:
+the staging folder outlives a failed download, and the next attempt asks for the rest with
+``Range``; it is removed once the file is in place or a check refused it.
 (huggingface_hub 2.x also fetches ``/api/agent-harnesses`` from its endpoint for its
 user-agent string, unless ``HF_HUB_DISABLE_TELEMETRY=1``.)
 
@@ -593,8 +595,10 @@ class _HubBar:
 
     on_bytes: Callable[[int], None] = staticmethod(lambda n: None)
 
-    def __init__(self, *_args, total: float | None = None, **_kwargs) -> None:
-        self.n, self.total = 0, total
+    def __init__(self, *_args, total: float | None = None, initial: float = 0,
+                 **_kwargs) -> None:
+        self.n, self.total = int(initial), total
+        self.on_bytes(int(initial))  # resumed: bytes an earlier attempt left
 
     def update(self, n: float = 1) -> None:
         self.n += int(n)
@@ -686,30 +690,56 @@ def _hub_errors(weight: Weight, where: str) -> Iterator[None]:
         raise UserError(f"could not download {where}: {_first_line(err)}", NETWORK_TIP) from None
 
 
-@contextlib.contextmanager
-def _staging(root: Path, weight: Weight) -> Iterator[Path]:
-    """A staging folder for one weight under ``root`` (same filesystem as dest: the move is a
-    rename), removed afterwards with the shared parent once empty."""
-    staging = root / STAGING / hashlib.sha256(weight.dest.encode()).hexdigest()[:16]
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            staging.parent.rmdir()
-        except OSError:
-            pass
+def _staging(root: Path, weight: Weight) -> Path:
+    """One weight's staging folder under ``root`` (same filesystem as dest: the move is a
+    rename). A failed download leaves it for the next attempt to resume (see ``_drop``)."""
+    return root / STAGING / hashlib.sha256(weight.dest.encode()).hexdigest()[:16]
+
+
+def _drop(staging: Path) -> None:
+    """Remove a staging folder, once its weight is placed or refused, and the shared parent once
+    empty."""
+    shutil.rmtree(staging, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        staging.parent.rmdir()
 
 
 def _hub_download(weight: Weight, filename: str, staging: Path,
                   on_bytes: Callable[[int], None]) -> Path:
-    from huggingface_hub import hf_hub_download
+    """``filename`` fetched into ``staging``, resuming what an earlier attempt left there.
 
-    return Path(hf_hub_download(
-        repo_id=weight.hf_repo, filename=filename, revision=weight.hf_revision or "main",
-        local_dir=staging, endpoint=_hub_endpoint(),
-        tqdm_class=_hub_bar_class(on_bytes),  # type: ignore[arg-type]
-    ))
+    huggingface_hub's own HEAD (redirects, token, errors) and ``http_get`` (retries, resumes
+    within the call, checks the length), not ``hf_hub_download``: by 2.4 (its PR #4228) that
+    writes to a temporary file of its own, deleted when the download fails (1.0 still resumed its
+    ``.incomplete`` file), so nothing survives for the next run. Xet-stored files come over
+    HTTP, as without ``hf_xet``.
+    """
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+
+    endpoint = _hub_endpoint()
+    assert weight.hf_repo
+    url = hf_hub_url(weight.hf_repo, filename, revision=weight.hf_revision or "main",
+                     endpoint=endpoint)
+    meta = get_hf_file_metadata(url, endpoint=endpoint, retry_on_errors=True)
+    location = url if meta.xet_file_data is not None else meta.location
+    headers = build_hf_headers()
+    headers["Accept-Encoding"] = "identity"  # byte offsets must be the file's own
+    if urlsplit(location).netloc != urlsplit(url).netloc:
+        headers.pop("authorization", None)  # a signed CDN URL: the token stays with the Hub
+    got = staging / filename
+    got.parent.mkdir(parents=True, exist_ok=True)
+    with got.open("ab") as fh:
+        if meta.size is not None and fh.tell() > meta.size:  # cannot be a prefix of it
+            fh.seek(0)
+            fh.truncate()
+        http_get(location, fh, resume_size=fh.tell(), headers=headers, expected_size=meta.size,
+                 displayed_filename=filename,
+                 tqdm_class=_hub_bar_class(on_bytes))  # type: ignore[arg-type]
+    return got
 
 
 def _hub_listing(weight: Weight, folder: str, where: str, recursive: bool) -> list:
@@ -754,11 +784,14 @@ def _fetch_hub(item: Item, root: Path, on_bytes: Callable[[int], None]) -> None:
                             "check hf_repo, hf_file and hf_revision in the model's spec.toml")
         if weight.size is None:
             _require_room(item.path, f"{weight.dest} needs", entry.size)
-    with _staging(root, weight) as staging:
-        with _hub_errors(weight, where):
-            got = _hub_download(weight, weight.hf_file, staging, on_bytes)
+    staging = _staging(root, weight)
+    with _hub_errors(weight, where):
+        got = _hub_download(weight, weight.hf_file, staging, on_bytes)
+    try:
         digest = _matches_listing(entry, got, where) if entry else _hash_file(got).hexdigest()
         _place(got, weight, item.path, digest, where)
+    finally:
+        _drop(staging)
 
 
 def _git_blob_id(path: Path) -> str:
@@ -793,19 +826,25 @@ def _fetch_hub_folder(item: Item, root: Path, on_bytes: Callable[[int], None],
     what = f"fetched from {item.source}"
     folders.claim(item.path, what)  # before the first byte
     _require_room(item.path, f"{weight.dest} needs", total)
-    with _staging(root, weight) as staging:
-        files: dict[str, dict] = {}
-        for f in listing:
-            with _hub_errors(weight, where):
-                got = _hub_download(weight, f.path, staging, on_bytes)
+    staging, files = _staging(root, weight), dict[str, dict]()
+    for f in listing:
+        with _hub_errors(weight, where):
+            got = _hub_download(weight, f.path, staging, on_bytes)
+        try:
             digest = _matches_listing(f, got, where)
-            st = got.stat()
-            files[f.path[len(prefix):]] = {"size": st.st_size, "sha256": digest,
-                                           "mtime_ns": st.st_mtime_ns}
-        folder = staging / weight.hf_folder
+        except UserError:
+            _drop(staging)
+            raise
+        st = got.stat()
+        files[f.path[len(prefix):]] = {"size": st.st_size, "sha256": digest,
+                                       "mtime_ns": st.st_mtime_ns}
+    folder = staging / weight.hf_folder
+    try:
         record = {"source": item.source, "files": files}
         (folder / FOLDER_MANIFEST).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         folders.swap_in(folder, item.path, what)
+    finally:
+        _drop(staging)
 
 
 # --- all together ------------------------------------------------------------------------------
