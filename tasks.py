@@ -7,7 +7,7 @@ from pathlib import Path
 from invoke import task
 
 from thbench import bench as benches
-from thbench import cli, executors, runs
+from thbench import cli, executors, runs, speech
 from thbench import mirror as mirrors  # `mirror` is the task
 from thbench.errors import UserError, exits_cleanly
 
@@ -25,12 +25,62 @@ def bootstrap(c, dry_run=False, uv_from="pypi"):
     raise SystemExit(boot.main(argv))
 
 
+SPEECH_HELP = {
+    "voice": "TTS voice: piper catalogue name (e.g. de_DE-thorsten-medium, fetched once), "
+             "espeak voice or language (de, cmn), coqui model name or model folder "
+             "(see `invoke voices`)",
+    "speaker": "speaker name or number, for multi-speaker voices",
+    "language": "the language to speak, for voices that speak several (Coqui XTTS), e.g. de",
+    "rate": "speaking-rate multiplier, 0.5-2.0 (default 1.0: the voice's own pace)",
+    "sentence-silence": "seconds of silence between sentences (default 0.25)",
+    "cache": "reuse speech made earlier from the same text, voice and settings (default); "
+             "--no-cache makes it again",
+    "accept-model-license": "accept a voice's non-commercial or click-through licence (XTTS's "
+                            "CPML, CC BY-NC); same as COQUI_TOS_AGREED=1",
+}
+
+
+def _speech(voice, speaker, language, rate, sentence_silence, cache, accept_model_license):
+    return speech.Settings(
+        voice=voice, speaker=speaker, language=language, rate=_number(rate, "rate", 1.0),
+        sentence_silence=_number(sentence_silence, "sentence-silence", speech.DEFAULT_SILENCE_S),
+        accept_license=accept_model_license, use_cache=cache)
+
+
+def _number(text: str | None, flag: str, default: float) -> float:
+    """``--flag X`` as a number, or ERROR + TIP (invoke would parse a float default itself,
+    with a traceback on a typo)."""
+    if text is None:
+        return default
+    try:
+        return float(str(text))
+    except ValueError:
+        raise UserError(f"--{flag} {text}: not a number", f"e.g. --{flag} {default}") from None
+
+
+def _text(text: str | None, text_file: str | None) -> str | None:
+    if text is not None and text_file is not None:
+        raise UserError("give --text or --text-file, not both", "drop one of them")
+    if text_file is None:
+        return text
+    path = Path(text_file).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"--text-file {path} is not UTF-8 text ({err.reason} at byte {err.start})",
+                        f"convert it: `iconv -t UTF-8 {path} > text.txt`") from None
+    except OSError as err:
+        raise UserError(f"cannot read --text-file {path}: {err.strerror or err}",
+                        "give a readable UTF-8 text file") from None
+
+
 @task(
     positional=["model"],
     help={
         "model": "model name, e.g. still, sadtalker (see `invoke models`)",
         "image": "face photo (PNG or JPEG)",
-        "text": "text to speak (give this or --audio)",
+        "text": "text to speak (give this, --text-file or --audio)",
+        "text-file": "UTF-8 file holding the text to speak (for text too long for a command line)",
         "audio": "speech recording to use instead of TTS",
         "tts": "TTS backend for --text (default: piper)",
         "outputs": "folder for run folders (default: outputs/, or THB_OUTPUTS_DIR)",
@@ -38,19 +88,24 @@ def bootstrap(c, dry_run=False, uv_from="pypi"):
         "rehearse": "run the env set up with `-- --rehearse` (random stand-in weights); the "
                     "record and the table say so",
         "offline": "run the inference with no network at all (its own network namespace)",
+        **SPEECH_HELP,
     },
 )
 @exits_cleanly
 def run(c, model, image=None, text=None, audio=None, tts=cli.DEFAULT_TTS, outputs=None,
-        face_check=True, rehearse=False, offline=False):
+        face_check=True, rehearse=False, offline=False, text_file=None, voice=None, speaker=None,
+        language=None, rate=None, sentence_silence=None, cache=True, accept_model_license=False):
     """Turn an image and a text (or audio) into a checked talking video in outputs/<model>/<run-id>/."""
     if image is None:
         raise UserError("no --image given", f"e.g. `uv run invoke run {model} --image "
                         'assets/face.png --text "Hello there"`')
     request = runs.Request(
-        model=model, image=Path(image), text=text, audio=Path(audio) if audio else None,
-        tts=tts, outputs=Path(outputs) if outputs else None, face_check=face_check,
+        model=model, image=Path(image), text=_text(text, text_file),
+        audio=Path(audio) if audio else None, tts=tts,
+        outputs=Path(outputs) if outputs else None, face_check=face_check,
         rehearse=rehearse, offline=offline,
+        speech_settings=_speech(voice, speaker, language, rate, sentence_silence, cache,
+                                accept_model_license),
     )
     if not cli.run(request).ok:
         raise SystemExit(1)
@@ -108,12 +163,15 @@ def mirror(c, dest=None, repo=None):
         "partition": "slurm: the partition to submit to",
         "gpus-per-run": "slurm: GPUs per cell (default 1)",
         "time-limit": "slurm / submitit-local: minutes per cell (default 240)",
+        **SPEECH_HELP,
     },
 )
 @exits_cleanly
 def bench(c, models=None, cases=None, repeat=None, resume=None, retry_failed=False, metrics=None,
           tts=None, outputs=None, face_check=True, executor="local", jobs=None,
-          partition=None, gpus_per_run=None, time_limit=None):
+          partition=None, gpus_per_run=None, time_limit=None, voice=None, speaker=None,
+          language=None, rate=None, sentence_silence=None, cache=True,
+          accept_model_license=False):
     """Run every model on every case (× repeats) and score each video, in outputs/bench/<id>/."""
     # Numbers arrive as text (an int default would make invoke parse them, with a traceback).
     options = executors.Options(
@@ -122,7 +180,11 @@ def bench(c, models=None, cases=None, repeat=None, resume=None, retry_failed=Fal
         time_limit_min=_count(time_limit, "time-limit", 240))
     fixed = [flag for flag, given in (("--models", models), ("--cases", cases),
                                       ("--repeat", repeat), ("--metrics", metrics),
-                                      ("--tts", tts), ("--no-face-check", not face_check))
+                                      ("--tts", tts), ("--no-face-check", not face_check),
+                                      ("--voice", voice), ("--speaker", speaker),
+                                      ("--language", language),
+                                      ("--rate", rate), ("--sentence-silence", sentence_silence),
+                                      ("--no-cache", not cache))
              if given]
     if resume and fixed:
         raise UserError(f"a resumed bench keeps its own matrix; {', '.join(fixed)} cannot change it",
@@ -135,7 +197,9 @@ def bench(c, models=None, cases=None, repeat=None, resume=None, retry_failed=Fal
     request = None if resume else benches.Request(
         models=models, cases=Path(cases) if cases else None,
         repeat=_count(repeat, "repeat", 1), outputs=Path(outputs) if outputs else None,
-        tts=tts or cli.DEFAULT_TTS, metrics=metrics, face_check=face_check)
+        tts=tts or cli.DEFAULT_TTS, metrics=metrics, face_check=face_check,
+        speech=_speech(voice, speaker, language, rate, sentence_silence, cache,
+                       accept_model_license))
     summary = cli.bench(request, options, resume=resume, retry_failed=retry_failed,
                         outputs=Path(outputs) if outputs else None)
     if summary.counts["ok"] != sum(summary.counts.values()):
@@ -188,3 +252,13 @@ def score(c, video, image=None, label=None, metrics=None, outputs=None):
 def report(c, benches, out=None):
     """Write a report (index.html, results.csv, results.json) from stored records; runs nothing."""
     cli.report(benches.split(","), Path(out) if out else None)
+
+
+@task(help={
+    "tts": "backend whose voices to list: piper (default), espeak, coqui",
+    "language": "only voices of this language, e.g. de, zh, en_GB",
+})
+@exits_cleanly
+def voices(c, tts=cli.DEFAULT_TTS, language=None):
+    """List a TTS backend's voices: language, quality, speakers, size, installed or fetchable."""
+    cli.list_voices(tts, language)

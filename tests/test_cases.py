@@ -94,5 +94,21 @@ def test_case_texts_meet_the_same_limits_as_invoke_run(tmp_path):
                                        f'text = "{long}"\n[[case]]\nid = "nul"\n'
                                        'image = "face.png"\ntext = "a\\u0000b"\n'))
     assert ":2: case[0].id:" in message and "no __" in message
-    assert ":4: case[0].text: the text has 5500 characters (limit 5000)" in message
+    assert ":4: case[0].text: the text has 5500 characters (limit 5000," in message
     assert ":8: case[1].text: the text holds a NUL character" in message
+
+
+def test_a_text_case_may_name_its_own_tts_and_voice(tmp_path):
+    path = write(tmp_path, '[[case]]\nid = "de"\nimage = "face.png"\ntext = "Guten Tag."\n'
+                           'tts = "espeak"\nvoice = "de"\n')
+    (case,) = cases.load(path)
+    assert (case.tts, case.voice) == ("espeak", "de")
+    assert cases.Case.from_dict(case.to_dict()) == case
+
+
+def test_a_recording_case_takes_no_voice(tmp_path):
+    shutil.copy(paths.REPO_ROOT / "assets" / "speech-sample.m4a", tmp_path / "hello.m4a")
+    message = problems(write(tmp_path, '[[case]]\nid = "rec"\nimage = "face.png"\n'
+                                       'audio = "hello.m4a"\nvoice = "de"\ntts = ""\n'))
+    assert "case[0].voice: only for a text case" in message
+    assert "case[0].tts: must be a name" in message

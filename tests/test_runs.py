@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from thbench import cli, gpu, paths, proc
+from thbench import cli, envs, gpu, paths, proc, specs
+from thbench.specs import Kind
+
+from .conftest import envs_dir
 
 pytestmark = pytest.mark.slow
 FACE = paths.REPO_ROOT / "assets" / "face.png"
@@ -172,3 +175,35 @@ def test_gpu_only_model_refuses_before_asking_for_setup(tmp_path, outputs):
                     envs_dir=tmp_path / "empty-envs", outputs=outputs)
     shown = assert_clean_error(result, "'echomimic' needs an NVIDIA GPU")
     assert "setup" not in shown
+
+
+def test_text_file_with_an_espeak_voice_then_the_speech_cache(ready_envs, outputs, tmp_path,
+                                                              monkeypatch):
+    with envs_dir(ready_envs):
+        envs.setup(specs.get(Kind.TTS, "espeak"))
+    monkeypatch.setenv("THB_CACHE_DIR", str(tmp_path / "cache"))
+    text = tmp_path / "rede.txt"
+    text.write_text("Guten Morgen. Heute ist ein schöner Tag!\nWie geht es Ihnen?\n",
+                    encoding="utf-8")
+    args = ("run", "still", "--image", str(FACE), "--text-file", str(text), "--tts", "espeak",
+            "--voice", "de", "--sentence-silence", "0.5")
+    first = invoke(*args, envs_dir=ready_envs, outputs=outputs)
+    assert first.returncode == 0, first.stderr
+    second = invoke(*args, envs_dir=ready_envs, outputs=outputs)
+    assert second.returncode == 0, second.stderr
+    made = [json.loads((run / "run.json").read_text())["speech"]["made"]
+            for run in sorted((outputs / "still").iterdir())]
+    assert [m["cache"]["hit"] for m in made] == [False, True]
+    assert made[0]["voice"]["name"] == "gmw/de" and made[0]["pieces"] == 3
+    assert made[0]["settings"]["sentence_silence"] == 0.5
+    assert made[0]["loudness"]["within_tolerance"]
+    assert made[0]["sha256"] == made[1]["sha256"]
+
+
+def test_speech_flags_with_audio_are_a_mistake(ready_envs, outputs, tmp_path):
+    audio = tmp_path / "speech.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:duration=1", audio)
+    result = invoke("run", "still", "--image", str(FACE), "--audio", str(audio), "--voice", "de",
+                    "--rate", "1.2", envs_dir=ready_envs, outputs=outputs)
+    shown = assert_clean_error(result, "--voice, --rate shape speech made from text")
+    assert "--text instead of --audio" in shown and not outputs.exists()

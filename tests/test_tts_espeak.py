@@ -29,13 +29,19 @@ def espeak(tmp_path_factory) -> tuple[specs.Spec, Path]:
     return spec, python
 
 
-def say(espeak, tmp_path: Path, text: str, *extra: str, check: bool = True) -> proc.Completed:
+def say(espeak, tmp_path: Path, text: str, voice: str | None = None, *, check: bool = True,
+        **extra) -> proc.Completed:
+    """say.py on a request of one piece; its WAV is tmp_path/pieces/0000.wav."""
     spec, python = espeak
-    text_file = tmp_path / "text.txt"
-    text_file.write_text(text, encoding="utf-8")
+    (tmp_path / "pieces").mkdir()
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"schema": 1, "pieces": [text], "out_dir": str(tmp_path / "pieces"),
+                                   "voice": voice, "voice_files": None, "speaker": None,
+                                   "rate": 1.0, "device": "cpu", "cache_dir": None, **extra}),
+                       encoding="utf-8")
     argv = spec.command.expand({"python": str(python), "spec_dir": str(spec.folder),
-                                "text_file": str(text_file), "audio": str(tmp_path / "out.wav")})
-    return proc.run([*argv, *extra], timeout=60, capture=True, check=check)
+                                "request": str(request)})
+    return proc.run(argv, timeout=60, capture=True, check=check)
 
 
 def wav_facts(path: Path) -> tuple[int, int, float, float]:
@@ -56,8 +62,8 @@ def wav_facts(path: Path) -> tuple[int, int, float, float]:
     ("cmn", "你好，今天天气很好。"),
 ])
 def test_speaks_the_language(espeak, tmp_path: Path, voice: str, text: str) -> None:
-    done = say(espeak, tmp_path, text, "--voice", voice)
-    channels, bits, seconds, rms = wav_facts(tmp_path / "out.wav")
+    done = say(espeak, tmp_path, text, voice)
+    channels, bits, seconds, rms = wav_facts(tmp_path / "pieces" / "0000.wav")
     assert (channels, bits) == (1, 16)
     assert 1.0 <= seconds <= 4.0, done.stdout
     assert rms > 0.02  # eSpeak speaks at ~0.1 of full scale; silence is 0
@@ -67,31 +73,43 @@ def test_voices_differ(espeak, tmp_path: Path) -> None:
     text = "你好，今天天气很好。"
     (tmp_path / "cmn").mkdir()
     (tmp_path / "en").mkdir()
-    say(espeak, tmp_path / "cmn", text, "--voice", "cmn")
-    say(espeak, tmp_path / "en", text, "--voice", "en")
-    spoken = wav_facts(tmp_path / "cmn" / "out.wav")[2]
-    spelled = wav_facts(tmp_path / "en" / "out.wav")[2]
+    say(espeak, tmp_path / "cmn", text, "cmn")
+    say(espeak, tmp_path / "en", text, "en")
+    spoken = wav_facts(tmp_path / "cmn" / "pieces" / "0000.wav")[2]
+    spelled = wav_facts(tmp_path / "en" / "pieces" / "0000.wav")[2]
     assert spelled > 1.5 * spoken  # the English voice names each character instead
 
 
 def test_language_tag_finds_a_voice(espeak, tmp_path: Path) -> None:
-    done = say(espeak, tmp_path, "你好", "--voice", "zh")
+    done = say(espeak, tmp_path, "你好", "zh")
     assert "'sit/cmn'" in done.stdout
 
 
 def test_unknown_voice_exits_2_naming_the_listing(espeak, tmp_path: Path) -> None:
-    done = say(espeak, tmp_path, "hello", "--voice", "no-such-voice", check=False)
+    done = say(espeak, tmp_path, "hello", "no-such-voice", check=False)
     assert done.returncode == 2
-    assert "no voice 'no-such-voice'" in done.stderr and "--list-voices" in done.stderr
-    assert not (tmp_path / "out.wav").exists()
+    assert "no voice 'no-such-voice'" in done.stderr and "invoke voices" in done.stderr
+    assert not list((tmp_path / "pieces").iterdir())
 
 
-def test_list_voices(espeak) -> None:
+def test_rate_scales_the_words_per_minute(espeak, tmp_path: Path) -> None:
+    text = "The quick brown fox jumps over the lazy dog, twice over."
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "fast").mkdir()
+    say(espeak, tmp_path / "slow", text, "en", rate=0.75)
+    say(espeak, tmp_path / "fast", text, "en", rate=1.5)
+    slow = wav_facts(tmp_path / "slow" / "pieces" / "0000.wav")[2]
+    fast = wav_facts(tmp_path / "fast" / "pieces" / "0000.wav")[2]
+    assert slow > 1.5 * fast
+
+
+def test_voices_json(espeak) -> None:
     spec, python = espeak
-    done = proc.run([python, spec.folder / "say.py", "--list-voices"], timeout=60, capture=True)
-    voices = [json.loads(line) for line in done.stdout.splitlines()]
-    by_id = {voice["identifier"]: voice for voice in voices}
+    argv = [a.replace("{python}", str(python)).replace("{spec_dir}", str(spec.folder))
+            for a in spec.command.voices]
+    voices = json.loads(proc.run(argv, timeout=60, capture=True).stdout)
+    by_name = {voice["name"]: voice for voice in voices}
     assert len(voices) > 100
-    assert by_id["gmw/de"]["languages"] == ["de"] and by_id["gmw/de"]["name"] == "German"
-    assert "cmn" in by_id["sit/cmn"]["languages"]
-    assert {voice["gender"] for voice in voices} <= {"male", "female", "none"}
+    assert by_name["gmw/de"]["language"] == "de" and "German" in by_name["gmw/de"]["aliases"]
+    assert "zh" in by_name["sit/cmn"]["aliases"]
+    assert all(v["installed"] and not v["tos_required"] for v in voices)

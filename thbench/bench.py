@@ -17,7 +17,8 @@ run again in new run folders (an earlier attempt's folder is never touched).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -46,6 +47,7 @@ class Request:
     metrics: str | None = None  # "face,identity"; None: every metric env that is set up
     face_check: bool = True
     executor: dict = field(default_factory=lambda: {"name": "local"})
+    speech: speech_mod.Settings = speech_mod.Settings()  # voice, rate, silence, cache
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,13 @@ def plan(req: Request) -> Bench:
         runs.require_gpu(model)
         runs.check_shell_safe(model, outputs, envs.require_ready(model).root)
     cases = case_files.load(req.cases or case_files.DEFAULT_FILE)
-    if any(c.text for c in cases):
-        envs.require_ready(specs.get(Kind.TTS, req.tts))
+    req.speech.check()
+    for case in cases:  # the voice, its licence and each text's language, before any folder
+        if case.text:
+            try:
+                speech_mod.prepare(*case_speech(case, req.tts, req.speech), console=console)
+            except UserError as err:
+                raise UserError(f"case {case.id}: {err.message}", err.tip) from None
     if req.face_check:
         for image in sorted({c.image for c in cases}):
             try:
@@ -186,7 +193,8 @@ def plan(req: Request) -> Bench:
         "schema": SCHEMA, "kind": "bench", "bench_id": bench_id, "created": runs.now(),
         "thbench": thbench.__version__, "outputs": str(outputs), "models": names,
         "repeat": req.repeat, "cases_file": str(req.cases or case_files.DEFAULT_FILE),
-        "cases": [c.to_dict() for c in cases], "tts": req.tts, "metrics": metric_names,
+        "cases": [c.to_dict() for c in cases], "tts": req.tts,
+        "speech_settings": req.speech.to_dict(), "metrics": metric_names,
         "face_check": req.face_check, "executor": req.executor,
     }
     atomic_write_text(folder / "bench.json", json.dumps(record, indent=2) + "\n")
@@ -230,9 +238,23 @@ def check_resumable(bench: Bench, executor: dict) -> None:
 # --- speech: once per text case --------------------------------------------------------------
 
 
+def speech_settings(record: dict) -> speech_mod.Settings:
+    """The bench's speech settings (a bench made before they were recorded: the defaults)."""
+    return speech_mod.Settings(**record.get("speech_settings", {}))
+
+
+def case_speech(case: case_files.Case, tts: str,
+                settings: speech_mod.Settings) -> tuple[specs.Spec, str, speech_mod.Settings]:
+    """A text case's backend, text and settings: its own tts and voice over the bench's."""
+    if case.tts and case.tts != tts:  # the bench's voice, speaker, language are another's
+        settings = replace(settings, voice=None, speaker=None, language=None)
+    return (specs.get(Kind.TTS, case.tts or tts), case.text or "",
+            replace(settings, voice=case.voice or settings.voice))
+
+
 def speak_cases(bench: Bench) -> None:
     """Synthesise each text case into speech/<case>.wav, unless an earlier pass already did."""
-    tts_spec = None
+    settings = speech_settings(bench.record)
     for case in map(case_files.Case.from_dict, bench.record["cases"]):
         if not case.text:
             continue
@@ -240,24 +262,26 @@ def speak_cases(bench: Bench) -> None:
         meta = wav.with_suffix(".json")
         if wav.is_file() and _speech_intact(wav, meta):
             continue
-        tts_spec = tts_spec or specs.get(Kind.TTS, bench.record["tts"])
-        env = envs.require_ready(tts_spec)
-        text_file = bench.folder / "speech" / f"{case.id}.txt"
-        text_file.write_text(case.text + "\n", encoding="utf-8")
+        plan = speech_mod.prepare(*case_speech(case, bench.record["tts"], settings), console)
+        tts_spec = plan.tts
+        (bench.folder / "speech" / f"{case.id}.txt").write_text(case.text + "\n", encoding="utf-8")
         partial = wav.with_name(f".{wav.name}.partial.wav")
+        work = wav.with_name(f".{case.id}.work")
         partial.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
         with console.status(f"speaking case {case.id} with {tts_spec.name}…"):
-            speech_mod.synthesize(tts_spec, env, text_file, partial,
-                                  bench.folder / "logs" / f"speech-{case.id}.log")
+            made = speech_mod.speak(plan, case.text, partial, work,
+                                    bench.folder / "logs" / f"speech-{case.id}.log")
         # The record first, then the WAV: a WAV in place always has the record that names it,
         # so a resume never speaks a case again under cells that already used its speech.
         atomic_write_text(meta, json.dumps({
             "case": case.id, "tts": tts_spec.name, "sha256": sha256_file(partial),
-            "seconds": round(media.wav_duration(partial), 3),
-            "tts_env": {k: (env.read_stamp() or {}).get(k) for k in ("identity", "created")},
-        }, indent=2) + "\n")
+            "seconds": round(media.wav_duration(partial), 3), "made": made,
+            "tts_env": made["tts_env"],
+        }, indent=2, ensure_ascii=False) + "\n")
         partial.replace(wav)
-        console.print(f"  [green]✓[/] case {case.id}: speech made once for every model")
+        how = "from the speech cache" if made["cache"]["hit"] else "made once"
+        console.print(f"  [green]✓[/] case {case.id}: speech {how} for every model")
 
 
 def _speech_intact(wav: Path, meta: Path) -> bool:

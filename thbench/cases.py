@@ -11,6 +11,13 @@
     tags = ["en", "short"]       # optional
 
     [[case]]
+    id = "german"
+    image = "face.png"
+    text = "Guten Tag."
+    tts = "espeak"               # optional, text cases: this case's TTS backend and voice,
+    voice = "de"                 # over the bench's --tts / --voice
+
+    [[case]]
     id = "recorded"
     image = "face.png"
     audio = "speech-sample.m4a"
@@ -27,14 +34,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from thbench import media, paths, runs
+from thbench import media, paths, speech
 from thbench.errors import UserError
 
 SCHEMA = 1
 # No "__": it separates model, case and repeat in a bench's file names (bench.Cell.stem).
 ID_RE = re.compile(r"^(?!.*__)[a-z0-9][a-z0-9_-]{0,63}$")
 DEFAULT_FILE = paths.REPO_ROOT / "assets" / "cases.toml"
-CASE_KEYS = ("id", "image", "text", "audio", "tags")
+CASE_KEYS = ("id", "image", "text", "audio", "tags", "tts", "voice")
 EXAMPLE = '[[case]] id = "short", image = "face.png", text = "Hello there."'
 
 
@@ -45,15 +52,19 @@ class Case:
     text: str | None = None
     audio: Path | None = None
     tags: tuple[str, ...] = ()
+    tts: str | None = None  # text cases: this case's backend and voice over the bench's
+    voice: str | None = None
 
     def to_dict(self) -> dict:
         return {"id": self.id, "image": str(self.image), "text": self.text,
-                "audio": str(self.audio) if self.audio else None, "tags": list(self.tags)}
+                "audio": str(self.audio) if self.audio else None, "tags": list(self.tags),
+                "tts": self.tts, "voice": self.voice}
 
     @classmethod
     def from_dict(cls, data: dict) -> Case:
         return cls(data["id"], Path(data["image"]), data.get("text"),
-                   Path(data["audio"]) if data.get("audio") else None, tuple(data.get("tags", ())))
+                   Path(data["audio"]) if data.get("audio") else None, tuple(data.get("tags", ())),
+                   data.get("tts"), data.get("voice"))
 
 
 class _Lines:
@@ -147,7 +158,7 @@ def _case(table: object, index: int, folder: Path, bad, seen: set[str]) -> Case 
         text = None
     elif text is not None:
         try:
-            runs.check_text(text)  # the same limits as `invoke run --text`
+            speech.check_text(text)  # the same limits as `invoke run --text`
         except UserError as err:
             bad(index, "text", err.message, 'text = "Hello there."')
             text = None
@@ -157,8 +168,18 @@ def _case(table: object, index: int, folder: Path, bad, seen: set[str]) -> Case 
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         bad(index, "tags", "a list of non-empty strings", 'tags = ["en", "short"]')
         tags = []
+    voice = {}
+    for key, example in (("tts", 'tts = "espeak"'), ("voice", 'voice = "de"')):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            bad(index, key, "must be a name", example)
+        elif value is not None and audio is not None:
+            bad(index, key, "only for a text case (a recording is not spoken)", example)
+        else:
+            voice[key] = value
     if case_id and image and (text or audio_path):
-        return Case(case_id, image, text.strip() if text else None, audio_path, tuple(tags))
+        return Case(case_id, image, text.strip() if text else None, audio_path, tuple(tags),
+                    voice.get("tts"), voice.get("voice"))
     return None
 
 

@@ -55,7 +55,9 @@ def _run(bench: benches.Bench, cell: benches.Cell, record: dict) -> None:
         bench.write_cell(record)
     request = runs.Request(
         model=cell.model, image=case.image, text=case.text, audio=case.audio,
-        tts=bench.record["tts"], outputs=bench.outputs,
+        tts=case.tts or bench.record["tts"], outputs=bench.outputs,
+        speech_settings=benches.case_speech(case, bench.record["tts"],
+                                            benches.speech_settings(bench.record))[2],
         face_check=False,  # every case image was checked once when the bench was planned
         speech=bench.speech_for(case.id) if case.text else None, started=started,
     )

@@ -60,6 +60,50 @@ def demo(outputs: Path | None = None) -> runs.Result:
     return run(runs.Request(model="still", image=DEMO_IMAGE, text=text, outputs=outputs))
 
 
+def list_voices(tts_name: str, language: str | None = None) -> None:
+    """The backend's voices as a table; ``language`` keeps those of that language: its tag
+    (``de``, ``en_GB``), or for eSpeak another language the voice answers to."""
+    from thbench import voices
+
+    tts = specs.get(Kind.TTS, tts_name)
+    if language and tts.name in voices.CATALOGUED:
+        from thbench import piper_voices
+
+        rows = [voices.from_row(tts.name, row) for row in piper_voices.listing(language)]
+    else:
+        wanted = (language or "").replace("-", "_").lower()
+
+        def speaks(v: voices.Voice) -> bool:
+            tags = [t.replace("-", "_").lower() for t in (v.language or "", *v.aliases)]
+            return any(t == wanted or t.split("_")[0] == wanted for t in tags)
+
+        rows = [v for v in voices.listing(tts) if not wanted or speaks(v)]
+    if not rows:
+        other = (f", or `uv run invoke voices --tts espeak --language {language}`"
+                 if tts.name != "espeak" else "")
+        raise UserError(f"{tts.name} has no voice for language '{language}'",
+                        f"list them all with `uv run invoke voices --tts {tts.name}`{other}")
+    table = Table(title=f"{tts.name} voices" + (f" for '{language}'" if language else ""))
+    licences = any(v.license for v in rows)
+    for column in ("voice", "lang", "quality", "spk", "size", "state") + (
+            ("licence",) if licences else ()):
+        table.add_column(column, no_wrap=column != "licence")
+    default = tts.command.default_voice
+    for v in rows:
+        size = f"{v.size_bytes / 1e6:.0f}M" if v.size_bytes else "–"
+        state = "default" if v.name == default else "ready" if v.installed else "fetch"
+        cells = [v.name, v.language or "?", v.quality or "–", str(len(v.speakers) or 1), size, state]
+        if licences:
+            cells.append((v.license or "–") + (" (consent)" if v.needs_consent else ""))
+        table.add_row(*cells)
+    # Piped into a file or grep, the table keeps its long voice names rather than 80 columns.
+    wide = console if console.is_terminal else Console(highlight=False, width=160)
+    wide.print(table)
+    console.print(f"[dim]{len(rows)} voice(s). 'fetch': downloaded once on first use. Use one "
+                  f"with `uv run invoke run MODEL --image … --text … --tts {tts.name} "
+                  "--voice NAME`[/]")
+
+
 def list_models() -> None:
     table = Table(title="Models")
     for column in ("model", "gpu", "python", "env", "rehearsal", "description"):

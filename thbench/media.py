@@ -253,3 +253,9 @@ def wav_duration(path: Path) -> float:
         raise UserError(f"cannot read {path} as a PCM WAV file: {err}",
                         f"convert it: `ffmpeg -i {shlex.quote(path_arg(Path(path)))} "
                         "-ac 1 -c:a pcm_s16le speech.wav`") from None
+
+
+def wav_rate(path: Path) -> int:
+    """The sample rate of a PCM WAV file, from its header."""
+    with wave.open(os.fspath(path), "rb") as wav:
+        return wav.getframerate()

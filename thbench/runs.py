@@ -4,7 +4,8 @@ Every run gets a new folder ``<outputs>/<model>/<run-id>/`` that is never reused
 
     input.png        a copy of the image given
     text.txt         the text given (when TTS was used)
-    speech.wav       the speech the video must carry
+    tts.wav          the TTS output: sentences joined, loudness-normalised (thbench/speech.py)
+    speech.wav       the speech the video must carry, mono, at the rate the model reads
     video.mp4        the model's video
     logs/<stage>.log output of each step
     work/            the model's own files
@@ -40,7 +41,6 @@ from thbench.files import atomic_write_text, sha256_file
 from thbench.specs import Gpu, Kind, Spec
 
 RUN_SCHEMA = 1
-MAX_TEXT_CHARS = 5000
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -55,6 +55,7 @@ class Request:
     face_check: bool = True
     rehearse: bool = False  # the env's stand-in weights (thbench/rehearsal.py)
     offline: bool = False  # inference in a network namespace of its own: no network at all
+    speech_settings: speech_mod.Settings = speech_mod.Settings()  # voice, rate, cache, ...
     # The text already spoken by ``tts`` (a bench speaks each case once): copied, not re-made.
     speech: Path | None = None
     # Told the run folder as soon as it exists (a bench cell records it before the run ends).
@@ -84,23 +85,15 @@ def _validate(req: Request) -> tuple[Spec, Spec | None, Path]:
             'e.g. `uv run invoke run still --image assets/face.png --text "Hello there"`',
         )
     if req.text is not None:
-        check_text(req.text)
+        speech_mod.check_text(req.text)
+    elif flags := req.speech_settings.given():
+        raise UserError(f"{', '.join(flags)} shape speech made from text; --audio is used as given",
+                        f"drop {', '.join(flags)}, or pass --text instead of --audio")
     model = specs.get(Kind.MODEL, req.model)
     tts = specs.get(Kind.TTS, req.tts) if req.text is not None else None
     outputs = (req.outputs or paths.outputs_root()).expanduser().resolve()
     check_writable(outputs)
     return model, tts, outputs
-
-
-def check_text(text: str) -> None:
-    """The text can be spoken: not empty, within the limit, plain (also a bench case's)."""
-    if not text.strip():
-        raise UserError("the text is empty", 'give words to speak, e.g. --text "Hello there"')
-    if len(text) > MAX_TEXT_CHARS:
-        raise UserError(f"the text has {len(text)} characters (limit {MAX_TEXT_CHARS})",
-                        "split it into shorter runs, or record it and pass --audio FILE")
-    if "\x00" in text:
-        raise UserError("the text holds a NUL character", "pass plain text")
 
 
 def check_writable(folder: Path) -> None:
@@ -248,7 +241,10 @@ def run(req: Request) -> Result:
     audio_info = media.validate_audio(audio) if audio else None
     gpus = require_gpu(model, req.rehearse)  # before the env: no point setting up what cannot run
     model_env = envs.require_ready(model, rehearse=req.rehearse)
-    tts_env = envs.require_ready(tts) if tts else None
+    plan = None  # the voice (fetched once), its licence and the text's language, checked
+    if tts and req.text is not None and not req.speech:
+        plan = speech_mod.prepare(tts, req.text, req.speech_settings, console)
+    tts_env = plan.env if plan else envs.require_ready(tts) if tts else None
     check_shell_safe(model, outputs, model_env.root)
     face = face_check(image) if req.face_check else None
     extra = rehearsal.run_argv(model_env.spec, face, image_info) if req.rehearse else []
@@ -276,6 +272,7 @@ def run(req: Request) -> Result:
             "audio": ({"source": str(audio), "seconds": round(audio_info.duration, 3)}
                       if audio and audio_info else None),
             "tts": tts.name if tts else None,
+            "speech_settings": req.speech_settings.to_dict() if tts else None,
             "face": face,
         },
         "model_spec": {"path": str(model.path.relative_to(model.path.parents[2])),
@@ -309,19 +306,26 @@ def run(req: Request) -> Result:
             record["tools"] = _tool_versions()
 
         def speak() -> None:
-            reused = None
-            if tts and tts_env:
-                text_file = run_dir / "text.txt"
-                text_file.write_text(req.text.strip() + "\n", encoding="utf-8")
+            reused, made = None, None
+            if tts and req.text is not None:
+                (run_dir / "text.txt").write_text(req.text.strip() + "\n", encoding="utf-8")
+                master = req.speech or run_dir / "tts.wav"
                 if req.speech:
-                    shutil.copyfile(req.speech, speech)
-                    reused = {"source": str(req.speech), "sha256": sha256_file(speech)}
+                    reused = {"source": str(req.speech), "sha256": sha256_file(req.speech)}
+                    made = speech_mod.record_beside(req.speech)
                 else:
-                    speech_mod.synthesize(tts, tts_env, text_file, speech, run_dir / "logs" / "tts.log")
+                    assert plan is not None
+                    made = speech_mod.speak(plan, req.text, master, run_dir / "tts-work",
+                                            run_dir / "logs" / "tts.log")
+                # The model gets the rate its upstream reads (its own resampler stays idle).
+                media.to_wav(master, speech, sample_rate=model.command.sample_rate,
+                             log=run_dir / "logs" / "audio.log")
             else:
-                media.to_wav(audio, speech, log=run_dir / "logs" / "audio.log")
+                media.to_wav(audio, speech, sample_rate=model.command.sample_rate,
+                             log=run_dir / "logs" / "audio.log")
             record["speech"] = {"file": speech.name, "seconds": round(media.wav_duration(speech), 3),
-                                "reused": reused}
+                                "sample_rate": media.wav_rate(speech), "reused": reused,
+                                "made": made}
 
         def infer() -> Path | None:
             monitor = resources.Monitor()

@@ -84,8 +84,8 @@ PLACEHOLDERS: dict[Kind, dict[str, str]] = {
     Kind.TTS: {
         "python": "the env's interpreter",
         "spec_dir": "folder of spec.toml",
-        "text_file": "UTF-8 file holding the text",
-        "audio": "the WAV file to write",
+        "request": "speech request JSON: pieces of text, voice, speaker, rate, out_dir "
+                   "(thbench/speech.py)",
     },
     Kind.CHECK: {
         "python": "the env's interpreter",
@@ -167,6 +167,11 @@ class Command:
     cwd: str | None  # template; None: the work folder
     timeout: float
     output: str | None  # glob relative to {work_dir} where the result appears (models)
+    # TTS only: the argv printing the backend's voices as JSON (thbench/voices.py; None: the
+    # backend's voices come from a committed catalogue), and the voice used when none is asked.
+    voices: tuple[str, ...] | None = None
+    default_voice: str | None = None
+    sample_rate: int | None = None  # models: the speech rate upstream reads (None: any)
 
     def expand(self, values: dict[str, str]) -> list[str]:
         return [expand(arg, values) for arg in self.argv]
@@ -249,7 +254,9 @@ def _command(checker: _Checker, spec: dict[str, Any], kind: Kind, has_repo: bool
     if table is None:
         return None
     prefix = f"{table_name}."
-    allowed = ["argv", "cwd", "timeout"] + (["output"] if kind is Kind.MODEL else [])
+    allowed = ["argv", "cwd", "timeout"] + (["output", "sample_rate"] if kind is Kind.MODEL else [])
+    if kind is Kind.TTS:
+        allowed += ["voices", "default_voice"]
     checker.unknown_keys(table, allowed, prefix)
     known = dict(PLACEHOLDERS[kind])
     if not has_repo:
@@ -278,12 +285,24 @@ def _command(checker: _Checker, spec: dict[str, Any], kind: Kind, has_repo: bool
         required=False,
         test=lambda v: None if v > 0 else "must be a positive number of seconds",
     )
-    output = None
+    output, sample_rate = None, None
     if kind is Kind.MODEL:
         output = checker.get(table, "output", str, '"*.mp4"', prefix, test=_relative)
+        sample_rate = checker.get(table, "sample_rate", int, "sample_rate = 16000", prefix,
+                                  required=False, test=lambda v: None if 8000 <= v <= 96000
+                                  else "a rate in Hz, 8000-96000")
+    voices, default_voice = None, None
+    if kind is Kind.TTS:
+        listing = {k: v for k, v in known.items() if k in ("python", "spec_dir")}
+        voices = checker.get(table, "voices", list, '["{python}", "{spec_dir}/say.py", "--voices-json"]',
+                             prefix, required=False, test=_str_list(
+                                 lambda v: None if set(PLACEHOLDER_RE.findall(v)) <= set(listing)
+                                 else "only {python} and {spec_dir} are known here"))
+        default_voice = checker.get(table, "default_voice", str, '"en"', prefix, required=False)
     if argv is None:
         return None
-    return Command(tuple(argv), cwd, float(timeout or 3600), output)
+    return Command(tuple(argv), cwd, float(timeout or 3600), output,
+                   tuple(voices) if voices else None, default_voice, sample_rate)
 
 
 def _torch(checker: _Checker, spec: dict[str, Any], prefix: str = "") -> Torch | None:

@@ -2,8 +2,8 @@
 
 espeakng-loader ships the eSpeak NG shared library and its data but no `espeak-ng` program, so
 this drives the library's C API (speak_lib.h) through ctypes: nothing is started, nothing is
-downloaded. The text arrives as a file, never as command-line words, so nothing in it is parsed
-by a shell or taken for an option. Each non-empty line is one utterance; all go into one WAV
+downloaded. The text arrives inside the request file (thbench/speech.py), never as command-line
+words, so nothing in it is parsed by a shell or taken for an option. Each piece becomes one WAV
 (mono, 16-bit, at the library's own sample rate).
 """
 
@@ -26,6 +26,8 @@ CHARS_UTF8 = 1  # no espeakSSML flag: '<' and '&' in the text are spoken, never 
 PARAM_RATE = 1
 RATE_MIN, RATE_MAX = 80, 450  # words per minute the library accepts
 EE_OK = 0
+DEFAULT_VOICE = "en"  # the library's own default language
+DEFAULT_WPM = 175  # the library's default speaking rate; request "rate" scales it
 GENDERS = {0: "none", 1: "male", 2: "female"}
 
 # int callback(short *wav, int numsamples, espeak_EVENT *events); non-zero aborts synthesis.
@@ -135,58 +137,68 @@ def synthesise(lib: ctypes.CDLL, lines: list[str]) -> bytes:
     return b"".join(chunks)
 
 
+def listing(lib: ctypes.CDLL) -> list[dict]:
+    """The voices in the contract's --voices-json shape. ``aliases`` are the other names
+    set_voice accepts for a voice: its file name and its languages (``de`` for gmw/de)."""
+    rows = []
+    for voice in voices(lib):
+        ident = voice["identifier"]
+        rows.append({"name": ident, "language": voice["languages"][0] if voice["languages"] else None,
+                     "quality": "formant", "speakers": [], "installed": True, "size_bytes": None,
+                     "license": "GPL-3.0-or-later", "tos_required": False,
+                     "note": f"{voice['name']}, {voice['gender']}",
+                     "aliases": sorted({ident.rsplit("/", 1)[-1], voice["name"],
+                                        *voice["languages"]} - {ident})})
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--text-file", help="UTF-8 text to speak")
-    parser.add_argument("--out", help="WAV to write (must not exist)")
-    parser.add_argument("--voice", default="en",
-                        help="eSpeak voice or language, e.g. en, de, fr, cmn (see --list-voices)")
-    parser.add_argument("--rate", type=int, help=f"words per minute, {RATE_MIN}-{RATE_MAX}")
-    parser.add_argument("--list-voices", action="store_true",
-                        help="print the voices as JSON lines (name, identifier, languages with "
-                             "their priorities, gender) and exit")
+    parser.add_argument("--request", help="speech request JSON (thbench/speech.py)")
+    parser.add_argument("--voices-json", action="store_true",
+                        help="print the voices as one JSON list (name, language, aliases, ...)")
     args = parser.parse_args()
-    if not args.list_voices and not (args.text_file and args.out):
-        parser.error("--text-file and --out are required (or --list-voices)")
-    if args.rate is not None and not RATE_MIN <= args.rate <= RATE_MAX:
-        parser.error(f"--rate {args.rate} is outside {RATE_MIN}-{RATE_MAX} words per minute")
+    if not args.voices_json and not args.request:
+        parser.error("--request is required (or --voices-json)")
 
     lib, sample_rate = load()
-    if args.list_voices:
-        for voice in voices(lib):
-            print(json.dumps(voice, ensure_ascii=False))
+    if args.voices_json:
+        print(json.dumps(listing(lib), ensure_ascii=False))
         return 0
 
-    try:
-        with open(args.text_file, encoding="utf-8") as fh:
-            lines = [line.strip() for line in fh if line.strip()]
-    except UnicodeDecodeError as error:
-        print(f"say.py: {args.text_file} is not UTF-8 text ({error.reason} at byte "
-              f"{error.start})", file=sys.stderr)
+    request = json.loads(Path(args.request).read_text(encoding="utf-8"))
+    wanted = request.get("voice") or DEFAULT_VOICE
+    if request.get("speaker") is not None:
+        print("say.py: eSpeak NG voices have no speakers; pick a variant voice instead, "
+              "e.g. en+f3", file=sys.stderr)
         return 2
-    if not lines:
-        print("say.py: the text file holds no words", file=sys.stderr)
-        return 2
-    voice = set_voice(lib, args.voice)
+    voice = set_voice(lib, wanted)
     if voice is None:
-        print(f"say.py: eSpeak NG has no voice '{args.voice}'; list them with "
-              f"`{sys.executable} {Path(__file__).resolve()} --list-voices`", file=sys.stderr)
+        print(f"say.py: eSpeak NG has no voice '{wanted}'; list them with "
+              "`uv run invoke voices --tts espeak`", file=sys.stderr)
         return 2
-    if args.rate is not None:  # after the voice, which brings its own defaults
-        lib.espeak_SetParameter(PARAM_RATE, args.rate, 0)
+    wpm = round(DEFAULT_WPM * float(request.get("rate") or 1.0))
+    if not RATE_MIN <= wpm <= RATE_MAX:
+        print(f"say.py: rate {request.get('rate')} is {wpm} words per minute, outside "
+              f"{RATE_MIN}-{RATE_MAX}", file=sys.stderr)
+        return 2
+    lib.espeak_SetParameter(PARAM_RATE, wpm, 0)  # after the voice, which brings its own defaults
 
-    samples = synthesise(lib, lines)
-    if not samples:
-        print(f"say.py: eSpeak NG produced no audio for voice '{args.voice}'", file=sys.stderr)
-        return 1
-    with open(args.out, "xb") as raw, wave.open(raw, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)  # the callback's samples are C shorts: 16-bit
-        wav.setframerate(sample_rate)
-        wav.writeframes(samples)
-    seconds = len(samples) / 2 / sample_rate
-    print(f"say.py: {len(lines)} line(s) spoken with eSpeak NG voice '{voice}' "
-          f"({seconds:.2f} s at {sample_rate} Hz)", flush=True)
+    out_dir, total = Path(request["out_dir"]), 0
+    for index, piece in enumerate(request["pieces"]):
+        samples = synthesise(lib, [piece])
+        if not samples:
+            print(f"say.py: eSpeak NG produced no audio for piece {index} with voice '{voice}'",
+                  file=sys.stderr)
+            return 1
+        with open(out_dir / f"{index:04d}.wav", "xb") as raw, wave.open(raw, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)  # the callback's samples are C shorts: 16-bit
+            wav.setframerate(sample_rate)
+            wav.writeframes(samples)
+        total += len(samples)
+    print(f"say.py: {len(request['pieces'])} piece(s) spoken with eSpeak NG voice '{voice}' "
+          f"({total / 2 / sample_rate:.2f} s at {sample_rate} Hz, {wpm} wpm)", flush=True)
     return 0
 
 
