@@ -120,6 +120,13 @@ def bench_baselines(session: nox.Session) -> None:
         session.error(f"bench {summary.bench.id}: not every cell ran ok")
 
 
+@nox.session(name="bench-install")
+def bench_install(session: nox.Session) -> None:
+    """Install speed: each spec's lock (default still, mouth) with uv and pip, empty and warm caches."""
+    # The script prints its own ERROR + TIP; a failed run fails the session.
+    session.run(sys.executable, "benchmarks/install.py", *session.posargs, external=True)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (pytest); pass pytest arguments after --."""
