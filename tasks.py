@@ -262,3 +262,13 @@ def report(c, benches, out=None):
 def voices(c, tts=cli.DEFAULT_TTS, language=None):
     """List a TTS backend's voices: language, quality, speakers, size, installed or fetchable."""
     cli.list_voices(tts, language)
+
+
+@task(help={"json": "print the same lines as JSON on stdout instead of the table"})
+@exits_cleanly
+def doctor(c, json=False):
+    """Check this machine for every spec: package managers, Pythons, tools, GPU driver, disk,
+    network, envs; changes nothing."""
+    from thbench import doctor as checkup
+
+    raise SystemExit(checkup.main(as_json=json))

@@ -1,18 +1,20 @@
 """Install what talking-head-bench needs on a fresh Debian/Ubuntu machine: apt packages and uv.
 
-    python3 bootstrap/bootstrap.py [--dry-run] [--uv-from pypi|installer] [-- COMMAND...]
+    python3 bootstrap/bootstrap.py [--dry-run] [--no-apt] [--uv-from pypi|installer] [-- COMMAND...]
 
 Standard library only: it runs before anything is installed. It converges: inspect the machine,
 print a status table, install only what is missing, print a summary; a second run changes
 nothing. After `--`, COMMAND runs as `uv run COMMAND` from the repo root with the uv it found
 or installed, even when that uv is not on PATH yet.
+
+Where apt cannot be used (no apt-get, not root and no passwordless sudo, or --no-apt), a missing
+ffmpeg comes from the imageio-ffmpeg wheel instead (its static binary, into the tools folder
+.tools/bin, see thbench.tools); PyAV, a project dependency, stands in for a missing ffprobe.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import platform
 import re
@@ -20,13 +22,10 @@ import shlex
 import shutil
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,16 +36,22 @@ if sys.version_info < (3, 10):  # noqa: UP036
 if __name__ == "__main__" and not __package__:  # run as a script: make thbench importable
     sys.path.insert(0, str(REPO_ROOT))
 
-from thbench import proc  # stdlib-only, like thbench.errors
+from bootstrap import rootless
+from bootstrap.wheels import (  # noqa: F401 (PEP691_JSON, PYPI_SIMPLE, wheel_matches: for tests)
+    PEP691_JSON,
+    PYPI_SIMPLE,
+    download_wheel,
+    fetch,
+    index_url,
+    wheel_matches,
+)
+from thbench import proc, tools  # stdlib-only, like thbench.errors
 from thbench.errors import UserError, print_error
 
 UV_VERSION = "0.13.9"  # what bootstrap installs
 UV_MIN_VERSION = (0, 13, 0)  # an existing uv at least this new is kept
 UV_SOURCES = ("pypi", "installer")
 PACKAGES_FILE = Path(__file__).with_name("apt-packages.txt")
-ESSENTIAL_PROGRAMS = ("ffmpeg", "ffprobe")  # nothing runs without them: missing = exit non-zero
-PYPI_SIMPLE = "https://pypi.org/simple"
-PEP691_JSON = "application/vnd.pypi.simple.v1+json"
 MIRROR_KNOBS = ("UV_INSTALLER_GITHUB_BASE_URL", "UV_INSTALLER_GHE_BASE_URL", "UV_DOWNLOAD_URL",
                 "UV_INDEX_URL", "PIP_INDEX_URL")
 
@@ -60,9 +65,11 @@ environment:
   UV_INSTALLER_GITHUB_BASE_URL, UV_INSTALLER_GHE_BASE_URL, UV_DOWNLOAD_URL
                                  mirror knobs of Astral's installer, passed through unchanged
   UV_PYTHON_INSTALL_MIRROR       mirror for the Pythons uv downloads later (not set by bootstrap)
+  THB_TOOLS_DIR                  where ffmpeg goes without apt (default .tools in the checkout)
 
 examples:
   python3 bootstrap/bootstrap.py --dry-run
+  python3 bootstrap/bootstrap.py --no-apt       # no root: ffmpeg from a wheel
   python3 bootstrap/bootstrap.py -- invoke demo
   python3 bootstrap/bootstrap.py -- nox -s tests
 """
@@ -165,72 +172,12 @@ def _dotted(version: tuple[int, ...]) -> str:
     return ".".join(map(str, version))
 
 
-def _fetch(url: str, dest: Path | None = None, accept: str | None = None) -> tuple[bytes, str]:
-    """GET ``url``: the body (or, with ``dest``, b"" and the body written there) and its sha256.
-
-    urllib, not requests: bootstrap runs before any third-party package is installed.
-    """
-    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            if dest is None:
-                body = response.read()
-                return body, hashlib.sha256(body).hexdigest()
-            with dest.open("wb") as out:
-                while chunk := response.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
-    except (urllib.error.URLError, OSError) as err:
-        raise UserError(f"could not download {url}: {getattr(err, 'reason', err)}",
-                        "check the network; set UV_INDEX_URL (pypi) or THB_UV_INSTALLER_URL "
-                        "(installer) to a mirror, or try the other --uv-from") from None
-    return b"", digest.hexdigest()
-
-
-def wheel_matches(filename: str, machine: str, glibc: tuple[int, int] | None) -> bool:
-    """Is ``filename`` the uv wheel for this Linux machine (glibc version, or None for musl)?"""
-    found = re.fullmatch(rf"uv-{re.escape(UV_VERSION)}-py3-none-(.+)\.whl", filename)
-    for tag in found.group(1).split(".") if found else ():
-        many = re.fullmatch(rf"manylinux_(\d+)_(\d+)_{re.escape(machine)}", tag)
-        if glibc and many and (int(many[1]), int(many[2])) <= glibc:
-            return True
-        if not glibc and re.fullmatch(rf"musllinux_\d+_\d+_{re.escape(machine)}", tag):
-            return True
-    return False
-
-
 def install_uv_from_pypi(folder: Path) -> None:
-    index = os.environ.get("UV_INDEX_URL") or os.environ.get("PIP_INDEX_URL") or PYPI_SIMPLE
-    page_url = f"{index.rstrip('/')}/uv/"
-    body, _ = _fetch(page_url, accept=PEP691_JSON)
-    try:
-        files = json.loads(body)["files"]
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"{page_url} is not a PEP 691 JSON index page",
-                        "point UV_INDEX_URL at an index with the JSON simple API (PyPI, devpi, "
-                        "Artifactory...), or use --uv-from installer") from None
-    libc, libc_version = platform.libc_ver()
-    glibc = tuple(int(p) for p in libc_version.split(".")[:2]) if libc == "glibc" else None
-    machine = platform.machine()
-    wheel = next((f for f in files if wheel_matches(f.get("filename", ""), machine, glibc)), None)
-    if wheel is None:
-        raise UserError(f"{page_url} has no uv {UV_VERSION} wheel for Linux {machine} "
-                        f"({'glibc' if glibc else 'musl'})", "use --uv-from installer")
-    expected = wheel.get("hashes", {}).get("sha256", "").lower()
-    if not expected:
-        raise UserError(f"{page_url} gives no sha256 for {wheel['filename']}",
-                        "use an index that publishes hashes, or --uv-from installer")
     folder.mkdir(parents=True, exist_ok=True)
     # Everything is staged next to its destination, so os.replace is atomic and a failure
     # (bad hash, broken zip) leaves the folder as it was.
     with tempfile.TemporaryDirectory(dir=folder, prefix=".uv-download-") as staging:
-        wheel_path = Path(staging) / wheel["filename"]
-        _, actual = _fetch(urljoin(page_url, wheel["url"]), dest=wheel_path)
-        if actual != expected:
-            raise UserError(f"sha256 mismatch for {wheel['filename']}: index says {expected}, "
-                            f"download is {actual}", "the index or a proxy serves a different "
-                            "file; fix the mirror or use --uv-from installer")
+        wheel_path, _, _ = download_wheel("uv", UV_VERSION, Path(staging), "use --uv-from installer")
         staged = {}
         with zipfile.ZipFile(wheel_path) as archive:
             for name in ("uvx", "uv"):  # uv last: a uv binary in place means a whole install
@@ -240,7 +187,7 @@ def install_uv_from_pypi(folder: Path) -> None:
                     with archive.open(member) as src, staged[name].open("wb") as out:
                         shutil.copyfileobj(src, out)
                 except KeyError:
-                    raise UserError(f"{wheel['filename']} has no {member}",
+                    raise UserError(f"{wheel_path.name} has no {member}",
                                     "use --uv-from installer") from None
                 staged[name].chmod(0o755)
         for name, path in staged.items():
@@ -251,7 +198,8 @@ def install_uv_with_installer(folder: Path) -> None:
     url = os.environ.get("THB_UV_INSTALLER_URL") or f"https://astral.sh/uv/{UV_VERSION}/install.sh"
     with tempfile.TemporaryDirectory(prefix="thb-uv-installer-") as staging:
         script = Path(staging) / "install.sh"
-        _fetch(url, dest=script)
+        fetch(url, dest=script, tip="check the network; set THB_UV_INSTALLER_URL to a mirror, "
+                                    "or try --uv-from pypi")
         # The mirror knobs (UV_INSTALLER_GITHUB_BASE_URL, ...) reach the script unchanged.
         proc.run(["sh", script], env={"UV_INSTALL_DIR": str(folder), "UV_NO_MODIFY_PATH": "1"},
                  inherit_output=True, timeout=900,
@@ -260,8 +208,7 @@ def install_uv_with_installer(folder: Path) -> None:
 
 def uv_step(folder: Path, source: str) -> Step:
     if source == "pypi":
-        index = os.environ.get("UV_INDEX_URL") or os.environ.get("PIP_INDEX_URL") or PYPI_SIMPLE
-        text = (f"download the uv {UV_VERSION} wheel from {index.rstrip('/')}/uv/, check its "
+        text = (f"download the uv {UV_VERSION} wheel from {index_url().rstrip('/')}/uv/, check its "
                 f"sha256, unpack uv and uvx into {folder}")
         return Step(text, lambda: install_uv_from_pypi(folder))
     url = os.environ.get("THB_UV_INSTALLER_URL") or f"https://astral.sh/uv/{UV_VERSION}/install.sh"
@@ -289,6 +236,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--uv-from", choices=UV_SOURCES, default="pypi",
                         help="how to install uv if it is missing: the wheel from the PyPI index "
                              "(default) or Astral's installer script")
+    parser.add_argument("--no-apt", action="store_true",
+                        help="never use apt, even as root: what a host without root gets "
+                             "(ffmpeg from the imageio-ffmpeg wheel into .tools/bin)")
     parser.add_argument("--apt-packages", type=Path, default=PACKAGES_FILE, metavar="FILE",
                         help=f"Debian packages to ensure (default: {PACKAGES_FILE.name})")
     return parser.parse_args(own), command
@@ -297,26 +247,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def converge(args: argparse.Namespace) -> Path:
     """Inspect, print the table, act on what is missing; the uv to hand off to."""
     packages = read_packages(args.apt_packages)
-    have_apt = bool(shutil.which("apt-get") and shutil.which("dpkg-query"))
-    rows, steps, unfixable, done = [], [], [], []
-    if have_apt:
+    use_apt, apt_state = rootless.apt_access(args.no_apt)
+    rows, steps, done = [], [], []
+    if use_apt:
         missing = [p for p in packages if not is_installed(p)]
         rows += [Row(f"apt: {p}", "missing" if p in missing else "installed",
                      "apt-get install" if p in missing else "-") for p in packages]
         steps += apt_steps(missing) if missing else []
         done += [f"apt packages {', '.join(missing)}"] if missing else []
     else:
-        rows.append(Row("apt-get", "not found", "not Debian/Ubuntu? install the packages "
-                                                 "below with your package manager"))
-        rows += [Row(f"package: {p}", "not checked", "install with your package manager")
-                 for p in packages if p != "ffmpeg"]
-        if "ffmpeg" in packages:
-            absent = [p for p in ESSENTIAL_PROGRAMS if not shutil.which(p)]
-            rows.append(Row("ffmpeg, ffprobe", f"not on PATH: {', '.join(absent)}" if absent
-                            else "on PATH", "install ffmpeg with your package manager "
-                            "(imageio-ffmpeg gives an ffmpeg, but no ffprobe)" if absent else "-"))
-            unfixable += absent
-
+        rows += _rootless_rows(apt_state, packages, steps, done)
     folder = install_dir()
     uv, uv_row = find_uv(folder)
     rows.append(uv_row if uv else Row(uv_row.item, uv_row.state, f"{uv_row.action} "
@@ -339,16 +279,41 @@ def converge(args: argparse.Namespace) -> Path:
                             "run it by hand to see why; or try the other --uv-from")
         done.append(f"uv {_dotted(version)} at {uv}")
     _advise(uv or folder / "uv")
-    if unfixable:
-        raise UserError(f"essential programs missing: {', '.join(unfixable)}, and there is no "
-                        "apt-get to install them", "install ffmpeg (it brings ffprobe) with your "
-                        "package manager, then run bootstrap again")
+    if not shutil.which("ffmpeg") and tools.installed("ffmpeg"):
+        print(f"\nnote: thbench and the models it runs find {tools.bin_dir() / 'ffmpeg'} by "
+              f"themselves; for your shell: export PATH=\"{tools.bin_dir()}:$PATH\"")
     if args.dry_run:
         print("\nDry run: nothing changed.")
     else:
         print(f"\nDone: installed {' and '.join(done)}." if done else
               "\nEverything is present; nothing changed.")
     return uv or folder / "uv"
+
+
+def _rootless_rows(apt_state: str, packages: list[str], steps: list[Step],
+                   done: list[str]) -> list[Row]:
+    """Rows for a host where apt cannot be used; the ffmpeg step joins ``steps``."""
+    dpkg = bool(shutil.which("dpkg-query"))  # asking works without root
+    action = ("install the packages below another way" if apt_state == "not found"
+              else "-")
+    rows = [Row("apt-get", apt_state, action)]
+    for package in packages:
+        if package == "ffmpeg":
+            continue  # its own rows below
+        present = is_installed(package) if dpkg else None
+        state = {True: "installed", False: "missing", None: "not checked (no dpkg)"}[present]
+        rows.append(Row(f"package: {package}", state, "-" if present
+                        else rootless.advice(package)))
+    if "ffmpeg" in packages:
+        tool_rows, install = rootless.ffmpeg_rows()
+        rows += [Row(*row) for row in tool_rows]
+        if install:
+            def run() -> None:
+                version = rootless.install_ffmpeg()
+                done.append(f"ffmpeg {version} ({rootless.FFMPEG_SOURCE}) at "
+                            f"{tools.bin_dir() / 'ffmpeg'}")
+            steps.append(Step(rootless.ffmpeg_step_text(), run))
+    return rows
 
 
 def _advise(uv: Path) -> None:

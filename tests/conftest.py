@@ -27,6 +27,25 @@ def hermetic_caches(tmp_path_factory) -> Iterator[Path]:
         os.environ.update({var: value for var, value in old.items() if value is not None})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_local_tools(tmp_path_factory) -> Iterator[None]:
+    """A developer's rootless tools folder (.tools/) or local env config (thb.local.toml) must
+    not leak into the tests: both point at empty places unless a test sets its own."""
+    old = {var: os.environ.get(var) for var in ("THB_TOOLS_DIR", "THB_LOCAL_CONFIG")}
+    os.environ["THB_TOOLS_DIR"] = str(tmp_path_factory.mktemp("tools"))
+    empty = tmp_path_factory.mktemp("local") / "thb.local.toml"
+    empty.write_text("# no existing envs: every model uses the project's own\n", encoding="utf-8")
+    os.environ["THB_LOCAL_CONFIG"] = str(empty)
+    try:
+        yield
+    finally:
+        for var, value in old.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
 @pytest.fixture(scope="session")
 def ready_envs(tmp_path_factory) -> Path:
     """still + Piper + face check, built once per test session in a folder of their own."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap import bootstrap as boot
+from bootstrap import rootless
 from thbench import proc
 from thbench.errors import UserError
 
@@ -251,22 +252,26 @@ def test_hand_off_runs_uv_run_with_the_resolved_uv(tmp_path, with_uv, capfd):
 
 
 @pytest.mark.parametrize("ffmpeg_on_path", [False, True])
-def test_without_apt_only_missing_ffmpeg_is_fatal(tmp_path, with_uv, monkeypatch, capfd,
-                                                  ffmpeg_on_path):
+def test_without_apt_a_missing_ffmpeg_comes_from_the_wheel(tmp_path, with_uv, monkeypatch, capfd,
+                                                           ffmpeg_on_path):
     fake_path = tmp_path / "path"  # a PATH with no apt-get, dpkg-query or uv
     fake_path.mkdir()
     if ffmpeg_on_path:
-        for name in boot.ESSENTIAL_PROGRAMS:
+        for name in ("ffmpeg", "ffprobe"):
             if not shutil.which(name):
                 pytest.skip(f"needs {name}")
             (fake_path / name).symlink_to(shutil.which(name))
     monkeypatch.setenv("PATH", str(fake_path))
-    code = boot.main(packages_file(tmp_path, "ffmpeg", "git"))
+    monkeypatch.setenv("THB_TOOLS_DIR", str(tmp_path / "tools"))
+    code = boot.main(["--dry-run", *packages_file(tmp_path, "ffmpeg", "git")])
     out, err = capfd.readouterr()
+    assert code == 0 and err == ""
     assert "apt-get" in out and "not found" in out
-    assert "package: git" in out and "install with your package manager" in out
+    assert "package: git" in out and "not checked (no dpkg)" in out
     if ffmpeg_on_path:
-        assert code == 0 and err == ""
+        assert f"on PATH: {fake_path / 'ffmpeg'}" in out and "Would run" not in out
     else:
-        assert "imageio-ffmpeg" in out
-        assert code == 2 and err.startswith("ERROR: essential programs missing: ffmpeg, ffprobe")
+        assert f"download the imageio-ffmpeg {rootless.FFMPEG_WHEEL_VERSION} wheel from " \
+               "https://pypi.org/simple/imageio-ffmpeg/" in out
+        assert "PyAV (`av`, a project dependency) stands in" in out
+    assert not (tmp_path / "tools").exists()

@@ -164,10 +164,7 @@ def _rate(text: object) -> float:
 
 def _decoded_frames(video: Path) -> int:
     """Frames in the first video stream, counted by decoding it (container metadata can lie)."""
-    argv = [media.ffprobe(), "-v", "error", "-select_streams", "v:0", "-count_frames",
-            "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", media.path_arg(video)]
-    out = proc.run(argv, capture=True, timeout=media.DECODE_TIMEOUT).stdout.strip().rstrip(",")
-    return int(out) if out.isdigit() else 0
+    return media.count_frames(video)
 
 
 def _frame_lumas(video: Path) -> list[float]:

@@ -59,6 +59,8 @@ class Env:
     def of(cls, spec: Spec, *, rehearse: bool = False) -> Env:
         if rehearse:
             spec = rehearsal.spec_for(spec)
+        elif external := _external(spec):  # the local config names an env we did not build
+            return external
         return cls(spec, paths.envs_root() / spec.env_id, rehearse)
 
     @property
@@ -72,6 +74,11 @@ class Env:
     @property
     def stamp_path(self) -> Path:
         return self.root / "stamp.json"
+
+    @property
+    def run_env(self) -> dict[str, str]:
+        """Environment variables every command run with this env's Python gets."""
+        return {}
 
     @property
     def log(self) -> Path:
@@ -136,6 +143,13 @@ class Env:
         return True
 
 
+def _external(spec: Spec):
+    """The existing env the local config names for ``spec`` (external_env.py), or None."""
+    from thbench import external_env  # it builds on Env
+
+    return external_env.configured(spec)
+
+
 def _torch_dist_version(venv: Path) -> str | None:
     """torch's version from its dist-info folder name: no interpreter start needed."""
     found = sorted(venv.glob("lib/python3*/site-packages/torch-*.dist-info"))
@@ -146,7 +160,10 @@ def require_ready(spec: Spec, *, rehearse: bool = False) -> Env:
     """The env of ``spec`` (in the profile it was set up with) if current, else ERROR + TIP.
 
     A rehearsal env (stand-in weights) serves only a rehearsal run, and a real env only a real one.
+    An existing env named in the local config serves real runs once checked (external_env.py).
     """
+    if not rehearse and (external := _external(spec)):
+        return external.require_ready()
     env = Env.of(spec, rehearse=rehearse)
     stamp = env.read_stamp() or {}
     profile = stamp.get("profile", DEFAULT_PROFILE)
@@ -261,6 +278,10 @@ def setup(spec: Spec, *, profile: str | None = None, force: bool = False,
     choice = profiles.choose(spec, gpu.detect(), profile)
     spec = choice.spec
     env = Env.of(spec, rehearse=rehearse)
+    from thbench import external_env  # it builds on Env
+
+    if isinstance(env, external_env.ExternalEnv):  # named in the local config: checked, not built
+        return external_env.check(env, dry_run=dry_run)
     spec = env.spec
     if dry_run:
         from thbench import dryrun  # it builds on this module's commands
@@ -397,6 +418,7 @@ def _build(env: Env) -> dict:
         "interpreter": str(interpreter),
         "torch": {**report["torch"], "dist": _torch_dist_version(env.venv)}
         if report["torch"] else None,
+        **gpu.driver_record(),  # gpu_driver, driver_cuda: the driver that torch build was checked on
         "packages": report["packages"],
         "steps": took,
         "uv": proc.run([uv, "--version"], capture=True).stdout.strip(),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from thbench import envs, health, proc, specs
+from thbench import envs, health, proc, specs, tools
 from thbench.errors import UserError
 from thbench.files import waiting_lock
 from thbench.specs import Spec
@@ -38,8 +38,10 @@ def infer(model: Spec, env: envs.Env, image: Path, speech: Path, run_dir: Path,
     # results/temp.wav): one inference per env at a time, others wait.
     with waiting_lock(Path(str(env.root) + ".run.lock"),
                       f"another {model.name} run is using {env.root}", console):
-        proc.run(argv, cwd=cwd, log=log, env=health.OFFLINE_ENV, timeout=model.command.timeout,
-                 monitor=monitor)
+        # Upstream code runs `ffmpeg` by name: on a host without one, bootstrap's comes first.
+        proc.run(argv, cwd=cwd, log=log,
+                 env={**health.OFFLINE_ENV, **tools.child_env(), **env.run_env},
+                 timeout=model.command.timeout, monitor=monitor)
     assert model.command.output is not None
     found = sorted(work_dir.glob(model.command.output), key=lambda p: p.stat().st_mtime)
     if not found:

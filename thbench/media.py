@@ -3,6 +3,10 @@
 Stdlib only, and every call goes through ``proc.run``. Input paths are made absolute before
 they reach a command line, so a name starting with ``-`` is never taken for an option and a
 name like ``concat:x`` never for an ffmpeg protocol.
+
+Where there is no root (no apt), ffmpeg comes from bootstrap's tools folder (``thbench.tools``)
+and, with no ffprobe anywhere, probing is done in-process by PyAV (imported only then), which
+returns ffprobe's JSON shape for the keys used here.
 """
 
 from __future__ import annotations
@@ -12,15 +16,15 @@ import math
 import os
 import re
 import shlex
-import shutil
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from thbench import proc
+from thbench import proc, tools
 from thbench.errors import UserError
 
-INSTALL_TIP = "run `python3 bootstrap/bootstrap.py` (installs Debian's ffmpeg)"
+INSTALL_TIP = ("run `python3 bootstrap/bootstrap.py` (installs Debian's ffmpeg, or without "
+               "root the static ffmpeg of the imageio-ffmpeg wheel into .tools/bin)")
 # Codecs ffprobe names for single-picture files; a video codec (h264, ...) is not a photo.
 STILL_IMAGE_CODECS = frozenset({"png", "mjpeg", "webp", "bmp", "tiff"})
 # ...and the demuxers that read them: `image2` or `<codec>_pipe`. An MJPEG .avi is a video.
@@ -49,8 +53,8 @@ class AudioInfo:
 # --- the binaries --------------------------------------------------------------------------------
 
 def ffmpeg() -> str:
-    """The ffmpeg to run: the one on PATH, else imageio-ffmpeg's bundled binary if installed."""
-    found = shutil.which("ffmpeg")
+    """The ffmpeg to run: on PATH, else bootstrap's tools folder, else imageio-ffmpeg's binary."""
+    found = tools.which("ffmpeg")
     if found:
         return found
     try:
@@ -61,8 +65,8 @@ def ffmpeg() -> str:
 
 
 def ffprobe() -> str:
-    """The ffprobe on PATH (imageio-ffmpeg ships no ffprobe)."""
-    found = shutil.which("ffprobe")
+    """The ffprobe on PATH or in the tools folder (imageio-ffmpeg ships no ffprobe)."""
+    found = tools.which("ffprobe")
     if not found:
         raise UserError("ffprobe not found on PATH", INSTALL_TIP)
     return found
@@ -93,21 +97,102 @@ def probe(path: Path, *, tip: str | None = None, expected: str | None = None) ->
     """ffprobe's JSON (``format`` and ``streams``); a file it cannot read is a UserError.
 
     ``expected`` ("an image", "audio") words that error as "<path> is not <expected>".
+    Without an ffprobe, PyAV reads the file (``_probe_with_pyav``).
     """
+    if tools.which("ffprobe") is None:
+        return _probe_with_pyav(path, tip=tip, expected=expected)
     argv = [ffprobe(), "-v", "error", "-show_format", "-show_streams", "-of", "json",
             path_arg(path)]
     result = proc.run(argv, capture=True, check=False, timeout=PROBE_TIMEOUT)
     if result.returncode != 0:
         why = _first_line(result.stderr) or f"ffprobe exited with status {result.returncode}"
         why = why.removeprefix(f"{path_arg(path)}: ")  # ffprobe repeats the path
-        message = (f"{path} is not {expected} (ffprobe: {why})" if expected
-                   else f"ffprobe cannot read {path}: {why}")
-        raise UserError(message,
-                        tip or f"check the file with `ffprobe {shlex.quote(path_arg(path))}`")
+        raise _unreadable(path, "ffprobe", why, tip, expected)
     info = json.loads(result.stdout or "{}")
     info.setdefault("streams", [])
     info.setdefault("format", {})
     return info
+
+
+def _unreadable(path: Path, reader: str, why: str, tip: str | None,
+                expected: str | None) -> UserError:
+    message = (f"{path} is not {expected} ({reader}: {why})" if expected
+               else f"{reader} cannot read {path}: {why}")
+    return UserError(message, tip or f"check the file with `ffprobe {shlex.quote(path_arg(path))}`")
+
+
+def _pyav():
+    try:
+        import av  # a project dependency; only imported where no ffprobe exists
+    except ImportError:
+        raise UserError("ffprobe not found on PATH or in the tools folder, and PyAV (`av`) "
+                        "is not installed to stand in for it", INSTALL_TIP) from None
+    return av
+
+
+def _probe_with_pyav(path: Path, *, tip: str | None, expected: str | None) -> dict:
+    """ffprobe's ``-show_format -show_streams`` JSON, from PyAV: same keys, same types (ffprobe
+    prints rates, durations and sample rates as strings) and "0/0" for an unknown rate."""
+    av = _pyav()
+    try:
+        with av.open(path_arg(path)) as container:
+            streams = [_pyav_stream(stream) for stream in container.streams]
+            info = {"format": {"filename": path_arg(path), "nb_streams": len(streams),
+                               "format_name": container.format.name}, "streams": streams}
+            if container.duration is not None:  # in AV_TIME_BASE units (microseconds)
+                info["format"]["duration"] = f"{container.duration / 1_000_000:.6f}"
+            if container.bit_rate:
+                info["format"]["bit_rate"] = str(container.bit_rate)
+    except (av.FFmpegError, OSError) as err:
+        why = getattr(err, "strerror", None) or str(err)
+        raise _unreadable(path, "PyAV", why, tip, expected) from None
+    return info
+
+
+def _pyav_stream(stream) -> dict:
+    context = stream.codec_context  # None for data streams (an mp4's timecode track)
+    codec = getattr(context, "codec", None)
+    entry: dict = {"index": stream.index, "codec_type": stream.type}
+    if codec is not None:
+        entry["codec_name"] = codec.canonical_name  # the codec's name, not its decoder's
+    entry["time_base"] = _ratio(stream.time_base)
+    if stream.type == "video" and context is not None:
+        entry.update(width=context.width, height=context.height)
+    if stream.type == "audio" and context is not None:
+        entry.update(sample_rate=str(context.sample_rate), channels=context.channels)
+    entry["r_frame_rate"] = _ratio(stream.base_rate if stream.type == "video" else None)
+    entry["avg_frame_rate"] = _ratio(stream.average_rate if stream.type == "video" else None)
+    if stream.frames:  # 0: the container does not say
+        entry["nb_frames"] = str(stream.frames)
+    if stream.duration is not None and stream.time_base is not None:
+        entry["duration"] = f"{float(stream.duration * stream.time_base):.6f}"
+    return entry
+
+
+def _ratio(value: object) -> str:
+    """A Fraction as ffprobe prints a rational: "30000/1001"; None as "0/0" (unknown)."""
+    if value is None:
+        return "0/0"
+    return f"{value.numerator}/{value.denominator}"  # type: ignore[attr-defined]
+
+
+def count_frames(video: Path) -> int:
+    """Frames in the first video stream, counted by decoding it (container metadata can lie)."""
+    if tools.which("ffprobe") is not None:
+        argv = [ffprobe(), "-v", "error", "-select_streams", "v:0", "-count_frames",
+                "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path_arg(video)]
+        out = proc.run(argv, capture=True, timeout=DECODE_TIMEOUT).stdout.strip().rstrip(",")
+        return int(out) if out.isdigit() else 0
+    av = _pyav()
+    try:
+        with av.open(path_arg(video)) as container:
+            if not container.streams.video:
+                return 0
+            return sum(1 for _ in container.decode(container.streams.video[0]))
+    except (av.FFmpegError, OSError) as err:
+        why = getattr(err, "strerror", None) or str(err)
+        raise UserError(f"PyAV cannot count the frames of {video}: {why}",
+                        f"check the file with `ffmpeg -i {shlex.quote(path_arg(video))}`") from None
 
 
 def decode_error(path: Path, *extra: str, timeout: float = DECODE_TIMEOUT) -> str | None:

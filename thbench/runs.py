@@ -280,6 +280,7 @@ def run(req: Request) -> Result:
         "env": model_env.read_stamp(),
         "tts_env": tts_env.read_stamp() if tts_env else None,
         "gpus": [g.__dict__ for g in gpus],
+        **gpu.driver_record(gpus),  # gpu_driver, driver_cuda: next to the env stamp's torch build
         "host": resources.host_info(),
         "measurements": None,
         "network": "none: inference ran under `unshare --net`" if req.offline else None,

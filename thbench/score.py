@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 import thbench
-from thbench import envs, media, proc, specs
+from thbench import envs, media, proc, specs, tools
 from thbench.errors import UserError
 from thbench.files import atomic_write_text, sha256_file
 from thbench.specs import Kind, Spec
@@ -142,6 +142,7 @@ def _run_spec(spec: Spec, mkv: Path, wav: Path | None, image: Path, work: Path,
     try:
         with console.status(f"scoring with {spec.name}…"):
             done = proc.run(spec.command.expand(values), cwd=work, log=log,
+                            env=tools.child_env(),  # a metric calling ffmpeg by name finds one
                             timeout=spec.command.timeout)
         produced = json.loads(out.read_text(encoding="utf-8"))
         if not isinstance(produced, dict) or not isinstance(produced.get("metrics"), dict):
