@@ -8,8 +8,10 @@ Per spec, four fresh envs side by side, the same interpreter for all (thbench.en
 uv with an empty cache then again with that cache warm (setup's own commands), pip likewise
 (`python -m venv`, then `python -m pip install -r requirements.lock`, dependencies checked as
 uv does), and conda / mamba / micromamba where installed (conda's Python, pip for the lock).
-Measured: seconds per step, the disk each env takes, what the envs take together with hard
-links counted once, the import time of the spec's `imports`. Prints; asserts nothing.
+Then every spec once more into one cache per tool shared by all specs, as setup's envs share
+one uv cache. Measured: seconds per step, the disk each env takes, what the envs take together
+with hard links counted once, the import time of the spec's `imports` (install_measure.py).
+Prints; asserts nothing.
 """
 
 from __future__ import annotations
@@ -17,9 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import statistics
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -34,10 +34,13 @@ from thbench.errors import UserError, print_error
 from thbench.files import atomic_write_text
 from thbench.specs import Kind, Spec
 
+# Beside this script; a test loads the script by its path, which puts no folder on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import install_measure as measured  # noqa: E402
+
 SCHEMA = 1
 DEFAULT_SPECS = ("still", "mouth")
 CONDAS = ("conda", "mamba", "micromamba")
-SEEDS = {"pip", "setuptools", "wheel"}  # what `python -m venv` and conda add beside the lock
 # Where else each tool could take packages from: unset, so all take them from index().
 UV_SOURCES = ["UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_FIND_LINKS", "UV_NO_INDEX"]
 PIP_SOURCES = ["PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"]
@@ -85,48 +88,6 @@ def index() -> str:
             or "https://pypi.org/simple")
 
 
-def lock_pins(lock: Path) -> dict[str, str]:
-    """normalised name -> version of every pin in a compiled lock."""
-    pins = {}
-    for line in lock.read_text(encoding="utf-8").splitlines():
-        if match := re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)", line):
-            pins[normalise(match.group(1))] = match.group(2)
-    return pins
-
-
-def normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def freeze(python: Path) -> dict[str, str]:
-    """What an env holds, as `uv pip freeze` reports it (works on pip's and conda's envs too)."""
-    out = proc.run([envs.uv_binary(), "pip", "freeze", "--python", python], capture=True,
-                   timeout=120).stdout
-    return {normalise(name): version for name, _, version in
-            (line.partition("==") for line in out.splitlines() if "==" in line)}
-
-
-# --- disk ------------------------------------------------------------------------------------
-
-
-def inodes(root: Path) -> dict[tuple[int, int], int]:
-    """(st_dev, st_ino) -> bytes allocated, for everything under ``root`` (links not followed).
-
-    Keyed by inode, so a file hard-linked into several envs (uv, from its cache) counts once in
-    any union. A reflink clone (btrfs, XFS) is its own inode: its shared blocks count twice.
-    """
-    seen = {}
-    for folder, dirs, files in os.walk(root):
-        for name in [".", *dirs, *files]:
-            st = os.lstat(os.path.join(folder, name))
-            seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
-    return seen
-
-
-def union_bytes(*maps: dict[tuple[int, int], int]) -> int:
-    return sum({key: size for m in maps for key, size in m.items()}.values())
-
-
 # --- one env ---------------------------------------------------------------------------------
 
 
@@ -137,6 +98,7 @@ class Installer:
         self.tool, self.spec, self.interpreter, self.cache = tool, spec, interpreter, cache
         self.env = envs.Env(spec, root)  # venv at root/venv, as setup lays it out
         self.log = root / "install.log"
+        self.build_constraint: str | None = None  # how pip got the spec's build constraints
 
     @property
     def python(self) -> Path:
@@ -153,8 +115,6 @@ class Installer:
         pip = {"PIP_CACHE_DIR": str(self.cache / "pip"), "PIP_CONFIG_FILE": os.devnull,
                "PIP_INDEX_URL": index(), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
                "PIP_NO_INPUT": "1", "PIP_PROGRESS_BAR": "off"}
-        if self.spec.build_constraints:  # pip passes PIP_CONSTRAINT on to isolated builds
-            pip["PIP_CONSTRAINT"] = str(self.spec.build_constraints)
         if self.tool in CONDAS:
             pip |= {"CONDA_PKGS_DIRS": str(self.cache / "pkgs"),
                     "MAMBA_ROOT_PREFIX": str(self.cache / "root")}
@@ -183,8 +143,11 @@ class Installer:
     def lock_argv(self, held: Path | None) -> list:
         if self.tool == "uv":
             return envs._lock_argv(self.env, held)
-        return [self.python, "-m", "pip", "install", "-r", self.spec.requirements,
+        argv = [self.python, "-m", "pip", "install", "-r", self.spec.requirements,
                 *(["--constraint", held] if held else [])]
+        if self.build_constraint == "--build-constraint":
+            argv += ["--build-constraint", self.spec.build_constraints]
+        return argv
 
     def install(self, step) -> dict:
         """venv → torch → lock, as setup does them; seconds per step."""
@@ -201,82 +164,80 @@ class Installer:
             # The torch pins themselves: setup holds what it installed, the same versions.
             held = self.env.root / "torch-constraints.txt"
             held.write_text("\n".join(self.spec.torch.packages) + "\n")
+        lock_run = run
+        if self.tool != "uv" and self.spec.build_constraints:
+            # uv's --build-constraint reaches the isolated builds only. pip's own flag (25.3+)
+            # does the same; an older pip has only PIP_CONSTRAINT, which constrains the install
+            # too (install_measure.notes says so), and only for this step, as setup's uv does.
+            self.build_constraint = ("--build-constraint" if measured.has_build_constraint(
+                self.python) else "PIP_CONSTRAINT")
+            if self.build_constraint == "PIP_CONSTRAINT":
+                lock_run = {**run, "env": {**variables, "PIP_CONSTRAINT": str(self.spec.build_constraints)}}
         step("lock")
-        seconds["lock"] = proc.run(self.lock_argv(held), **run).seconds
+        seconds["lock"] = proc.run(self.lock_argv(held), **lock_run).seconds
         return seconds
-
-
-def import_seconds(python: Path, modules: tuple[str, ...], repeat: int) -> dict[str, float]:
-    """The spec's imports, less the interpreter's start: the first time, then the median of
-    ``repeat`` more. uv writes no .pyc at install (pip does), so its first import compiles them;
-    run as on a host that lets Python write them (PYTHONDONTWRITEBYTECODE unset), else every
-    import would be a first one."""
-    code = "import " + ", ".join(modules) if modules else "pass"
-
-    def once(source: str) -> float:
-        return proc.run([python, "-c", source], capture=True, timeout=600,
-                        unset_env=["PYTHONDONTWRITEBYTECODE"]).seconds
-
-    first = once(code)
-    start = statistics.median(once("pass") for _ in range(repeat))
-    warm = statistics.median(once(code) for _ in range(repeat))
-    return {"first_s": round(max(first - start, 0), 3), "warm_s": round(max(warm - start, 0), 3),
-            "interpreter_start_s": round(start, 3)}
 
 
 # --- the run ---------------------------------------------------------------------------------
 
 
-def variants() -> list[tuple[str, str]]:
-    tools = ["uv", "pip", *(c for c in CONDAS if shutil.which(c))]
-    return [(tool, cache) for tool in tools for cache in ("cold", "warm")]
+def tools() -> list[str]:
+    return ["uv", "pip", *(c for c in CONDAS if shutil.which(c))]
+
+
+def plan(chosen: list[Spec]) -> list[tuple[Spec, str, str]]:
+    """(spec, tool, cache) in order: per spec its cold and warm envs, each spec its own cache;
+    then every spec once more ("shared") into one cache per tool for all specs."""
+    per_spec = [(spec, tool, cache) for spec in chosen for tool in tools() for cache in ("cold", "warm")]
+    return per_spec + [(spec, tool, "shared") for tool in tools() for spec in chosen]
 
 
 def measure(chosen: list[Spec], work: Path, repeat: int) -> dict:
-    plan = variants()
+    steps, interpreters = plan(chosen), {}
     results, maps, cache_maps = [], {}, {}
     columns = (SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=progress_console, transient=True) as bar:
-        task = bar.add_task("", total=len(chosen) * len(plan))
-        for spec in chosen:
-            log = work / spec.env_id / "python.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            bar.update(task, description=f"{spec.env_id}: find Python {spec.python}")
-            interpreter = envs.find_python(spec.python, log)
-            for tool, cache in plan:
-                # One cache per spec and tool: empty for "cold", the same one again for "warm".
-                cache_dir = work / "caches" / f"{spec.env_id}-{tool}"
-                installer = Installer(tool, spec, interpreter, work / spec.env_id / f"{tool}-{cache}",
-                                      cache_dir)
-                label = f"{spec.env_id} · {tool} {cache}"
-                try:
-                    row = measure_one(installer, repeat,
-                                      lambda s, label=label: bar.update(task, description=f"{label}: {s}"))
-                except proc.CommandFailed as err:  # recorded, and the others still measured
-                    row = {"failed": err.message, "log": str(installer.log)}
-                else:
-                    maps[(spec.env_id, tool, cache)] = row.pop("_inodes")
-                cache_map = inodes(cache_dir) if cache_dir.exists() else {}
-                cache_maps[tool] = cache_maps.get(tool, {}) | cache_map
-                results.append({"spec": spec.env_id, "tool": tool, "cache": cache, **row,
-                                "cache_bytes": sum(cache_map.values())})  # after this install
-                bar.advance(task)
+        task = bar.add_task("", total=len(steps))
+        for spec, tool, cache in steps:
+            if spec.env_id not in interpreters:
+                log = work / spec.env_id / "python.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                bar.update(task, description=f"{spec.env_id}: find Python {spec.python}")
+                interpreters[spec.env_id] = envs.find_python(spec.python, log)
+            cache_dir = work / "caches" / (f"{tool}-shared" if cache == "shared" else f"{spec.env_id}-{tool}")
+            installer = Installer(tool, spec, interpreters[spec.env_id],
+                                  work / spec.env_id / f"{tool}-{cache}", cache_dir)
+            label = f"{spec.env_id} · {tool} {cache}"
+            try:
+                row = measure_one(installer, repeat,
+                                  lambda s, label=label: bar.update(task, description=f"{label}: {s}"))
+            except proc.CommandFailed as err:  # recorded, and the others still measured
+                row = {"failed": err.message, "log": str(installer.log)}
+            else:
+                maps[(spec.env_id, tool, cache)] = row.pop("_inodes")
+            cache_map = measured.inodes(cache_dir) if cache_dir.exists() else {}
+            # Each cache as its last install left it (uv removes its temporary files).
+            cache_maps.setdefault((tool, measured.LAYOUTS[cache]), {})[cache_dir] = cache_map
+            results.append({"spec": spec.env_id, "tool": tool, "cache": cache, **row,
+                            "cache_bytes": sum(cache_map.values())})  # after this install
+            bar.advance(task)
     done = [r for r in results if "failed" not in r]
-    return {"results": results, "disk": disk(maps, cache_maps), "ratios": ratios(done),
-            "same_packages": same_packages(done), "notes": notes(done)}
+    return {"results": results, "disk": measured.disk(maps, cache_maps),
+            "ratios": measured.ratios(done), "same_packages": measured.same_packages(done),
+            "notes": measured.notes(done)}
 
 
 def measure_one(installer: Installer, repeat: int, step) -> dict:
     """Install, measure the disk, time the imports, list what the env holds."""
     spec, seconds = installer.spec, installer.install(step)
-    found = inodes(installer.env.venv)
+    found = measured.inodes(installer.env.venv)
     step(f"import {', '.join(spec.imports) or '-'}")
-    imports = import_seconds(installer.python, spec.imports, repeat)
-    held = {n: v for n, v in freeze(installer.python).items() if n not in SEEDS}
+    imports = measured.import_seconds(installer.python, spec.imports, repeat)
+    held = {n: v for n, v in measured.freeze(installer.python).items() if n not in measured.SEEDS}
     # The torch pins are never in the lock: setup installs them first.
-    pins = lock_pins(spec.requirements) | {
-        normalise(specs.pin_name(p)): p.split("==", 1)[1].split("+")[0]
+    pins = measured.lock_pins(spec.requirements) | {
+        measured.normalise(specs.pin_name(p)): p.split("==", 1)[1].split("+")[0]
         for p in (spec.torch.packages if spec.torch else ())}
     return {"seconds": seconds,
             "install_s": round(sum(v for k, v in seconds.items() if k != "venv"), 2),
@@ -284,71 +245,10 @@ def measure_one(installer: Installer, repeat: int, step) -> dict:
             "imports": list(spec.imports), "import": imports,
             "python": str(installer.interpreter if installer.tool in ("uv", "pip")
                           else installer.python),
-            "pip": None if installer.tool == "uv" else pip_version(installer.python), "packages": held,
-            "matches_lock": matches(held, pins), "extra": sorted(set(held) - set(pins)),
+            "pip": None if installer.tool == "uv" else measured.pip_version(installer.python),
+            "build_constraint": installer.build_constraint, "packages": held,
+            "matches_lock": measured.matches(held, pins), "extra": sorted(set(held) - set(pins)),
             "env": str(installer.env.venv), "log": str(installer.log), "_inodes": found}
-
-
-def notes(results: list[dict]) -> list[str]:
-    """What makes a warm row no warmer: a cache that its cold install left (nearly) empty."""
-    out = []
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        out.append("this host sets PYTHONDONTWRITEBYTECODE: every start of a uv env here pays "
-                   "its '1st import' (measured with it unset), a pip env's only its 'import'")
-    for r in results:
-        if r["tool"] == "pip" and r["cache"] == "cold" and r["cache_bytes"] < r["disk_bytes"] / 20:
-            out.append(f"{r['spec']}: {r['tool']}'s cache holds {r['cache_bytes'] >> 10} KiB after "
-                       "its cold install, so its warm install downloaded again: pip caches only "
-                       "what the index's HTTP caching headers allow (a proxy may strip them)")
-    return out
-
-
-def matches(held: dict[str, str], pins: dict[str, str]) -> bool:
-    """Every pin installed at its version; a local tag (+cu118) the index adds is the pin's."""
-    return all(held.get(n, "").split("+")[0] == v for n, v in pins.items())
-
-
-def pip_version(python: Path) -> str:
-    """The pip that ran: the one `python -m venv` (or conda) put in the env."""
-    return proc.run([python, "-m", "pip", "--version"], capture=True, timeout=60).stdout.split(" from ")[0]
-
-
-def same_packages(results: list[dict]) -> dict[str, bool]:
-    """Per spec: every tool and cache state installed one and the same set, the lock's (their
-    own seeds, pip and setuptools, left out)."""
-    out = {}
-    for spec in dict.fromkeys(r["spec"] for r in results):
-        rows = [r for r in results if r["spec"] == spec]
-        out[spec] = all(r["packages"] == rows[0]["packages"] and r["matches_lock"]
-                        and not r["extra"] for r in rows)
-    return out
-
-
-def disk(maps: dict, cache_maps: dict) -> list[dict]:
-    """Per tool: its envs one by one summed, together (links once), its caches, and both."""
-    out = []
-    for tool in dict.fromkeys(key[1] for key in maps):
-        mine = [m for key, m in maps.items() if key[1] == tool]
-        cache = cache_maps.get(tool, {})
-        out.append({"tool": tool, "envs": len(mine), "sum_bytes": sum(sum(m.values()) for m in mine),
-                    "together_bytes": union_bytes(*mine), "cache_bytes": union_bytes(cache),
-                    "with_cache_bytes": union_bytes(*mine, cache)})
-    return out
-
-
-def ratios(results: list[dict]) -> dict:
-    """uv / pip seconds, per spec and over all specs, cold and warm (below 1: uv is faster)."""
-    def seconds(spec: str | None, tool: str, cache: str, key: str) -> float:
-        return sum(r[key] for r in results if r["tool"] == tool and r["cache"] == cache
-                   and (spec is None or r["spec"] == spec))
-
-    out = {}
-    for spec in [*dict.fromkeys(r["spec"] for r in results), None]:
-        out[spec or "all"] = {
-            f"{cache}_{key}": round(seconds(spec, "uv", cache, key) / pip, 3)
-            if (pip := seconds(spec, "pip", cache, key)) else None
-            for cache in ("cold", "warm") for key in ("install_s", "total_s")}
-    return out
 
 
 def show(report: dict) -> None:
@@ -375,11 +275,12 @@ def show(report: dict) -> None:
         ratio.add_row(spec, *(f"{r[k]:.2f}" if r[k] is not None else "-" for k in
                               ("cold_install_s", "warm_install_s", "cold_total_s", "warm_total_s")))
     console.print(ratio)
-    space = Table(title="Disk MB: envs one by one, together (hard links once), cache, envs + cache")
-    for name in ("tool", "envs", "summed", "together", "cache", "envs + cache"):
-        space.add_column(name, justify="left" if name == "tool" else "right")
+    space = Table(title="Disk MB: envs one by one, together (hard links once), cache, envs + cache; "
+                        "per cache layout (see the first note)")
+    for name in ("tool", "cache layout", "envs", "summed", "together", "cache", "envs + cache"):
+        space.add_column(name, justify="left" if name in ("tool", "cache layout") else "right")
     for d in report["disk"]:
-        space.add_row(d["tool"], str(d["envs"]), *(f"{d[k] / mb:.0f}" for k in
+        space.add_row(d["tool"], d["layout"], str(d["envs"]), *(f"{d[k] / mb:.0f}" for k in
                       ("sum_bytes", "together_bytes", "cache_bytes", "with_cache_bytes")))
     console.print(space)
     for line in report["notes"]:
@@ -397,19 +298,58 @@ def versions() -> dict:
     return out
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of ``path`` that does not exist yet: what mkdir(parents=True) makes."""
+    top, path = None, path.absolute()
+    while not path.exists() and path != path.parent:
+        top, path = path, path.parent
+    return top
+
+
+def _work_folder(given: Path | None) -> tuple[Path, Path | None]:
+    """The work folder and what of it this run creates (removed at the end); ERROR + TIP for a
+    file or a folder that is not empty (a folder of the user's is never removed)."""
+    if given is None:
+        made = Path(tempfile.mkdtemp(prefix="thbench-install-"))
+        return made, made
+    if given.exists() and not given.is_dir():
+        raise UserError(f"--work {given} is a file, not a folder",
+                        "name a new or empty folder with --work (it holds the envs and caches)")
+    if given.is_dir() and any(given.iterdir()):
+        raise UserError(f"the work folder {given} is not empty: its envs would not be fresh",
+                        "name an empty or new folder with --work, or remove that one")
+    return given, _first_missing(given)
+
+
+def _clean(work: Path, made: Path | None, keep: Path | None) -> None:
+    """Remove what this run made: the folders it created, else what it put in the user's (empty)
+    folder, but never the results file."""
+    if made and not (keep and keep.absolute().is_relative_to(made.absolute())):
+        shutil.rmtree(made, ignore_errors=True)
+        return
+    for child in (work.iterdir() if work.is_dir() else ()):
+        if not (keep and keep.absolute().is_relative_to(child.absolute())):
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+
+
 def main(argv: list[str]) -> int:
     opts = _options(argv)
-    work = opts.work or Path(tempfile.mkdtemp(prefix="thbench-install-"))
-    if work.exists() and any(work.iterdir()):  # before the try: a folder of the user's stays
-        print_error(UserError(f"the work folder {work} is not empty: its envs would not be fresh",
-                              "name an empty or new folder with --work, or remove that one"))
+    try:
+        work, made = _work_folder(opts.work)
+    except UserError as err:  # before anything is made: nothing to remove
+        print_error(err)
         return 2
+    out = None
     try:
         if opts.repeat < 1:
             raise UserError(f"--repeat {opts.repeat}", "at least 1, e.g. --repeat 3")
         gpus = gpu.detect()  # the profile setup would choose, torch build and all
         chosen = [profiles.choose(find_spec(name), gpus).spec for name in opts.specs]
-        work.mkdir(parents=True, exist_ok=True)
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--work {work}: cannot make it ({err.strerror})",
+                            "name a folder that can be made, on one filesystem") from None
         report = {"schema": SCHEMA, "kind": "install",
                   "created": datetime.now(UTC).isoformat(timespec="seconds"),
                   "machine": resources.host_info(),
@@ -422,7 +362,7 @@ def main(argv: list[str]) -> int:
                   **measure(chosen, work, opts.repeat)}
         show(report)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = opts.json or work.parent / f"thbench-install-{stamp}.json"
+        out = opts.json or work.absolute().parent / f"thbench-install-{stamp}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, json.dumps(report, indent=1) + "\n")
         console.print(f"results: {out}" + (f"; envs and caches kept: {work}" if opts.keep else ""))
@@ -432,7 +372,7 @@ def main(argv: list[str]) -> int:
         return 2
     finally:
         if not opts.keep:
-            shutil.rmtree(work, ignore_errors=True)
+            _clean(work, made, out)
 
 
 if __name__ == "__main__":

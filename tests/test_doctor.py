@@ -19,10 +19,11 @@ from thbench import doctor, doctor_checks, envs, gpu, proc, specs
 from thbench.doctor_checks import Status
 from thbench.specs import Kind
 
-# nvidia-smi of driver 525.147.05 on an A100 40GB, in the table layout drivers before R530 print.
-# Written from drivers' output as seen in the field, not captured on this machine (it has no GPU).
+# Recorded: `nvidia-smi` as a public README shows it for a host with two A100-PCIE-40GB on driver
+# 525.147.05 (2024-04-13; its process rows dropped). The --query-gpu CSV below is not recorded:
+# it is built from the same facts in nvidia-smi's documented format.
 SMI_525 = """\
-Tue Nov 14 10:21:33 2023
+Sat Apr 13 22:38:28 2024
 +-----------------------------------------------------------------------------+
 | NVIDIA-SMI 525.147.05   Driver Version: 525.147.05   CUDA Version: 12.0     |
 |-------------------------------+----------------------+----------------------+
@@ -30,20 +31,16 @@ Tue Nov 14 10:21:33 2023
 | Fan  Temp  Perf  Pwr:Usage/Cap|         Memory-Usage | GPU-Util  Compute M. |
 |                               |                      |               MIG M. |
 |===============================+======================+======================|
-|   0  NVIDIA A100-SXM...  On   | 00000000:07:00.0 Off |                    0 |
-| N/A   31C    P0    60W / 400W |      0MiB / 40960MiB |      0%      Default |
+|   0  NVIDIA A100-PCI...  Off  | 00000000:25:00.0 Off |                    0 |
+| N/A   25C    P0    35W / 250W |  25087MiB / 40960MiB |      0%      Default |
 |                               |                      |             Disabled |
 +-------------------------------+----------------------+----------------------+
-
-+-----------------------------------------------------------------------------+
-| Processes:                                                                  |
-|  GPU   GI   CI        PID   Type   Process name                  GPU Memory |
-|        ID   ID                                                   Usage      |
-|=============================================================================|
-|  No running processes found                                                 |
-+-----------------------------------------------------------------------------+
+|   1  NVIDIA A100-PCI...  Off  | 00000000:C8:00.0 Off |                    0 |
+| N/A   25C    P0    35W / 250W |  25691MiB / 40960MiB |      0%      Default |
+|                               |                      |             Disabled |
++-------------------------------+----------------------+----------------------+
 """
-A100_525 = {"name": "NVIDIA A100-SXM4-40GB", "compute_cap": "8.0", "driver_version": "525.147.05",
+A100_525 = {"name": "NVIDIA A100-PCIE-40GB", "compute_cap": "8.0", "driver_version": "525.147.05",
             "memory.total": "40960 MiB"}
 SMI_515 = SMI_525.replace("525.147.05", "515.105.01").replace("CUDA Version: 12.0",
                                                               "CUDA Version: 11.7")
@@ -198,12 +195,12 @@ def test_an_nvidia_smi_standin_shows_the_driver_and_a_cuda_too_new_for_it(
               "cu118": "torch==2.0.1+cu118"}
     monkeypatch.setenv("THB_SPECS_DIR", str(spec_root(tmp_path, hermetic, models)))
     standin_smi(tmp_path, monkeypatch, SMI_525, A100_525)
-    assert gpu.detect() == [gpu.Gpu("NVIDIA A100-SXM4-40GB", "8.0", "525.147.05", 40960, "12.0")]
+    assert gpu.detect() == [gpu.Gpu("NVIDIA A100-PCIE-40GB", "8.0", "525.147.05", 40960, "12.0")]
     assert gpu.driver_record() == {"gpu_driver": "525.147.05", "driver_cuda": "12.0"}
     code, data = report(capsys)
     lines = by_check(data, "gpu")
     assert lines["driver"]["detail"] == "525.147.05, runs CUDA ≤ 12.0"
-    assert lines["GPU 0"]["detail"] == ("NVIDIA A100-SXM4-40GB, compute capability 8.0 (sm_80, "
+    assert lines["GPU 0"]["detail"] == ("NVIDIA A100-PCIE-40GB, compute capability 8.0 (sm_80, "
                                         "Ampere), 40 GiB")
     assert lines["model-cu118"]["status"] == "OK"
     # CUDA 12.8 wants 570.26; 525.147.05 runs it only by CUDA 12 minor version compatibility.
@@ -227,7 +224,7 @@ def test_cuda_128_on_a_cuda_11_driver_is_an_error(hermetic, tmp_path, monkeypatc
 def test_a_driver_without_compute_cap_still_lists_its_gpu(hermetic, tmp_path, monkeypatch):
     old = {k: v for k, v in A100_515.items() if k != "compute_cap"}
     standin_smi(tmp_path, monkeypatch, SMI_515, old)
-    assert gpu.detect() == [gpu.Gpu("NVIDIA A100-SXM4-40GB", "", "515.105.01", 40960, "11.7")]
+    assert gpu.detect() == [gpu.Gpu("NVIDIA A100-PCIE-40GB", "", "515.105.01", 40960, "11.7")]
     lines = doctor_checks.gpus([], gpu.detect())
     assert "compute capability unknown" in lines[1].detail
 
@@ -363,3 +360,84 @@ def test_disk_names_the_model_whose_weights_cannot_fit(hermetic, tmp_path, monke
     assert "THB_ENVS_DIR" in line.tip
     [line] = doctor_checks.disk([s for s in loaded if s.name == "small"], None)
     assert line.status is Status.OK and "1.0 kB for 1 envs" in line.detail
+
+
+WEIGHT = '\n[[weights]]\ndest = "w.pth"\nsize = 1000\nsha256 = "{sha}"\nurl = "{base}/w.pth"\n'
+
+
+@pytest.mark.parametrize("setting", ["file", "variable"])
+def test_a_broken_local_config_is_one_error_and_every_other_check_still_reports(
+        hermetic, tmp_path, monkeypatch, capsys, setting):
+    root = spec_root(tmp_path, hermetic, {"m": "torch==2.8.0+cu128"})
+    with (root / "solutions" / "m" / "spec.toml").open("a") as spec_file:  # disk asks its env
+        spec_file.write(WEIGHT.format(sha="a" * 64, base=hermetic.base))
+    monkeypatch.setenv("THB_SPECS_DIR", str(root))
+    if setting == "file":
+        bad = tmp_path / "thb.local.toml"
+        bad.write_text('[models.mm]\nenv = "uv"\n')
+        monkeypatch.setenv("THB_LOCAL_CONFIG", str(bad))
+    else:
+        monkeypatch.setenv("THB_ENV_M", "venv:/x")
+    code, data = report(capsys)
+    assert {line["group"] for line in data["lines"]} == {
+        "package managers", "python", "tools", "gpu", "disk", "network", "envs"}
+    envs_lines = by_check(data, "envs")
+    config = envs_lines["local config"]
+    assert config["status"] == "ERROR" and "1 problem in the local config" in config["detail"]
+    assert ("models.mm: unknown model; did you mean 'm'?" if setting == "file"
+            else "THB_ENV_M='venv:/x': must be conda:") in config["detail"]
+    assert "Existing environments" in config["tip"]
+    assert envs_lines["model-m"]["status"] == "WARN" and "local config" in envs_lines["model-m"]["tip"]
+    assert "1.0 kB for 1 envs" in by_check(data, "disk")["disk"]["detail"]  # counted all the same
+    assert data["counts"]["ERROR"] == 1 + sum(
+        line["status"] == "ERROR" for line in data["lines"] if line["check"] in ("ffmpeg", "git"))
+    assert code == 1
+
+
+def test_an_existing_env_that_is_no_python_or_no_conda_env_is_an_error(
+        hermetic, tmp_path, monkeypatch):
+    monkeypatch.setenv("THB_SPECS_DIR", str(spec_root(tmp_path, hermetic, {"m": "torch==2.8.0+cu128"})))
+    spec = specs.get(Kind.MODEL, "m")
+    not_conda = tmp_path / "plain-folder"
+    (not_conda / "bin").mkdir(parents=True)
+    cases = {f"python:{shutil.which('true')}": "is not a Python interpreter",
+             f"python:{tmp_path}/gone/bin/python": "does not exist",
+             f"conda:{not_conda}": "is not a conda env (it has no conda-meta folder)"}
+    for value, why in cases.items():
+        monkeypatch.setenv("THB_ENV_M", value)
+        line = doctor.env_line(spec)
+        assert line.status is Status.ERROR and why in line.detail and value in line.detail, line
+        assert line.tip, line
+    [config] = [x for x in doctor.collect() if x.check == "local config"]
+    assert config.status is Status.OK and f"m → conda:{not_conda} (from THB_ENV_M)" in config.detail
+
+
+def test_no_ffprobe_warns_for_the_metrics_that_run_it_by_name(hermetic, tmp_path, monkeypatch):
+    monkeypatch.delenv("THB_SPECS_DIR", raising=False)  # the real specs: syncnet runs `ffprobe`
+    loaded = [s for kind in Kind for s in specs.load_all()[kind].values()]
+    assert doctor_checks.run_by_name(loaded, "ffprobe") == ["metric-syncnet"]
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for name in ("ffmpeg", "git"):
+        (bare / name).symlink_to(shutil.which(name))
+    with_ffprobe = os.environ["PATH"]
+    monkeypatch.setenv("PATH", str(bare))
+    lines = {line.check: line for line in doctor_checks.tools(loaded)}
+    assert lines["ffprobe"].status is Status.OK and "PyAV" in lines["ffprobe"].detail
+    warn = lines["ffprobe for metrics"]
+    assert warn.status is Status.WARN and "metric-syncnet runs `ffprobe` by name" in warn.detail
+    assert "module load ffmpeg" in warn.tip and "conda-forge ffmpeg" in warn.tip
+    monkeypatch.setenv("PATH", with_ffprobe)
+    assert "ffprobe for metrics" not in {line.check for line in doctor_checks.tools(loaded)}
+
+
+def test_a_pypi_torch_series_missing_from_the_table_warns(hermetic, tmp_path, monkeypatch, capsys):
+    models = {"pypi29": "torch==2.9.0", "pypi28": "torch==2.8.0"}  # plain PyPI wheels, no +cu tag
+    monkeypatch.setenv("THB_SPECS_DIR", str(spec_root(tmp_path, hermetic, models)))
+    standin_smi(tmp_path, monkeypatch, SMI_525, A100_525)
+    _, data = report(capsys)
+    lines = by_check(data, "gpu")
+    unknown = lines["model-pypi29"]
+    assert unknown["status"] == "WARN" and "CUDA build unknown" in unknown["detail"], unknown
+    assert "[pypi_cuda]" in unknown["detail"] and '"2.9"' in unknown["tip"]
+    assert "CUDA 12.8 (PyPI wheel)" in lines["model-pypi28"]["detail"]  # a series the table has

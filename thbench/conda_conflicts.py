@@ -4,13 +4,17 @@ conda's own record of what it installed is ``<prefix>/conda-meta/*.json`` (name,
 channel and the files each package put down); pip and uv mark what they installed with a
 ``*.dist-info/INSTALLER`` file reading ``pip`` or ``uv``. A distribution installed by pip/uv
 whose name a conda package also provides is a conflict: the two managers disagree on what is
-there, and the next ``conda install`` or ``pip install`` may swap it silently. torch is the one
+there, and the next ``conda install`` or ``pip install`` may swap it silently. A dist-info that
+conda's own package put down (some conda builds ship ``INSTALLER: pip``) is conda's only while
+its files still hash as conda recorded them: ``pip install torch==2.1.0`` over conda's 2.1.0
+rewrites the same paths. torch is the one
 that matters most (a pip torch over conda's pytorch replaces its CUDA build), so it is listed
 first. Reads files only; runs nothing and writes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -37,6 +41,7 @@ class CondaPackage:
     channel: str
     dists: tuple[str, ...]  # normalised Python distribution names it provides
     files: tuple[str, ...]
+    hashes: tuple[tuple[str, str], ...] = ()  # (path, sha256) from paths_data, where recorded
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,16 @@ def conda_packages(prefix: Path) -> list[CondaPackage]:
             dists = {ALIASES.get(name, normalise(name))}
         found.append(CondaPackage(name, version, str(record.get("build", "")),
                                   _channel(str(record.get("channel", ""))), tuple(sorted(dists)),
-                                  files))
+                                  files, _hashes(record)))
     return found
+
+
+def _hashes(record: dict) -> tuple[tuple[str, str], ...]:
+    """``paths_data.paths[]``: each file's ``_path`` and the ``sha256`` conda linked it with."""
+    data = record.get("paths_data")
+    entries = data.get("paths") if isinstance(data, dict) else None
+    return tuple((str(e["_path"]), str(e["sha256"])) for e in entries or ()
+                 if isinstance(e, dict) and e.get("_path") and e.get("sha256"))
 
 
 def _channel(url: str) -> str:
@@ -99,9 +112,16 @@ class _PipDist:
     relative: str  # the dist-info folder, relative to the prefix
 
 
-def pip_installs(prefix: Path, conda_files: set[str] | None = None) -> list[_PipDist]:
-    """Distributions whose INSTALLER says pip or uv and which no conda record lists as its own."""
-    prefix = Path(prefix)
+# The dist-info files pip and uv (re)write on every install; conda's copies hash as recorded.
+REWRITTEN = ("INSTALLER", "RECORD")
+
+
+def pip_installs(prefix: Path, conda_files: dict[str, str | None] | None = None) -> list[_PipDist]:
+    """Distributions whose INSTALLER says pip or uv and which are not conda's own files.
+
+    ``conda_files`` maps each path conda records to its sha256 (None where the record has none).
+    """
+    prefix, conda_files = Path(prefix), conda_files or {}
     found = []
     for info in sorted(prefix.glob("lib/python3*/site-packages/*.dist-info")):
         relative = info.relative_to(prefix).as_posix()
@@ -111,11 +131,31 @@ def pip_installs(prefix: Path, conda_files: set[str] | None = None) -> list[_Pip
             continue
         if installer not in PIP_INSTALLERS:
             continue
-        if conda_files and f"{relative}/INSTALLER" in conda_files:
+        if _conda_own(info, relative, conda_files):
             continue  # conda's own package carries this dist-info (built with pip)
         name, version = _name_version(info)
         found.append(_PipDist(normalise(name), version, installer, relative))
     return found
+
+
+def _conda_own(info: Path, relative: str, conda_files: dict[str, str | None]) -> bool:
+    """conda put this dist-info down and no install rewrote it since."""
+    if f"{relative}/INSTALLER" not in conda_files:
+        return False
+    recorded = {n: conda_files.get(f"{relative}/{n}") for n in REWRITTEN}
+    if not any(recorded.values()):
+        return True  # a record without hashes (old conda): its listing is all there is to go on
+    for name, sha in recorded.items():
+        if sha and _sha256(info / name) != sha:
+            return False
+    return True
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _name_version(info: Path) -> tuple[str, str]:
@@ -139,7 +179,8 @@ def conflicts(prefix: Path) -> list[Conflict]:
     """Each distribution both conda and pip/uv installed: torch first, then its family, then A-Z."""
     prefix = Path(prefix)
     packages = conda_packages(prefix)
-    owned = {f for p in packages for f in p.files}
+    owned: dict[str, str | None] = {f: None for p in packages for f in p.files}
+    owned.update(h for p in packages for h in p.hashes)
     by_dist: dict[str, CondaPackage] = {}
     for package in packages:
         for dist in package.dists:

@@ -2,8 +2,9 @@
 
 Each line is OK, INFO, WARN or ERROR with a TIP; only an ERROR (something a setup or a run will
 certainly trip over) makes the exit status non-zero. The checks of tools, Pythons, GPUs and disk
-are in doctor_checks.py; the network and the envs are here. Every host is asked once, all at the
-same time, with reach.py's probe and a short timeout, while the other checks run.
+are in doctor_checks.py; the network, the local config (loaded once) and the envs are here.
+Every host is asked once, all at the same time, with reach.py's probe and a short timeout,
+while the other checks run.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from thbench import doctor_checks as checks
-from thbench import envs, gpu, reach, specs, weights
+from thbench import envs, gpu, local_config, reach, specs, weights
 from thbench.doctor_checks import GITHUB_ROOT, Line, Status
 from thbench.errors import UserError
-from thbench.specs import DEFAULT_PROFILE, Spec, pin_name
+from thbench.specs import DEFAULT_PROFILE, Kind, Spec, pin_name
 
 SCHEMA = 1
 PROBE_TIMEOUT = 4.0  # seconds; a host that answers at all answers well within this
@@ -172,18 +173,42 @@ def stale_fields(env: envs.Env, stamp: dict) -> list[str]:
     return found or ["the interpreter does not run"]
 
 
-def env_line(spec: Spec) -> Line:
+def config_line(all_specs: list[Spec]) -> tuple[Line, UserError | None]:
+    """The local config (thb.local.toml, THB_ENV_<MODEL>), loaded once: every problem in it as
+    one ERROR line, and that error, so the env lines need not repeat it."""
+    path = local_config.config_path()
+    models = sorted(s.name for s in all_specs if s.kind is Kind.MODEL)
+    try:
+        found = {name: e for name, e in local_config.load(models).items() if e.env}
+    except UserError as err:
+        return Line("envs", "local config", Status.ERROR, err.message, err.tip), err
+    where = str(path) if path.is_file() else f"no {path.name}"
+    if not found:
+        return Line("envs", "local config", Status.OK,
+                    f"{where}: every model uses the project's own uv env"), None
+    named = ", ".join(f"{name} → {e.env} (from {e.source})" for name, e in sorted(found.items()))
+    return Line("envs", "local config", Status.OK, f"{where}: existing envs for {named}"), None
+
+
+def env_line(spec: Spec, config_error: UserError | None = None) -> Line:
     """Ready, stale (and why), missing or rehearsal: the env as setup would find it."""
     setup = f"uv run nox -s {spec.setup_session}"
+    if config_error and spec.kind is Kind.MODEL:  # it may name an existing env for this model
+        return Line("envs", spec.env_id, Status.WARN, "not known: the local config has problems",
+                    "fix the local config (its ERROR line above), then `invoke doctor` again")
     try:
         found = envs.Env.of(spec)
     except UserError as err:  # the local config names an env that is not there
         return Line("envs", spec.env_id, Status.ERROR, err.message, err.tip)
     if type(found) is not envs.Env:  # an existing env the local config names (external_env.py)
+        try:
+            python = found.python  # resolves it: an unknown conda env, or not a Python at all
+        except UserError as err:
+            return Line("envs", spec.env_id, Status.ERROR, err.message, err.tip)
         if found.is_ready():
-            return Line("envs", spec.env_id, Status.OK, f"existing env {found.python}: checked")
+            return Line("envs", spec.env_id, Status.OK, f"existing env {python}: checked")
         return Line("envs", spec.env_id, Status.WARN,
-                    f"existing env {found.python}: not checked since it last changed",
+                    f"existing env {python}: not checked since it last changed",
                     f"`{setup}` checks it (and changes nothing in it)")
     stamp = found.read_stamp()
     if stamp is None:
@@ -230,13 +255,16 @@ def collect() -> list[Line]:
         for target in found:  # in the background while the local checks run
             if target.url.startswith(("http://", "https://")):
                 probes.start(target.url)
+        # Loaded once, first: a broken config is one ERROR line, and no check below trips on it.
+        config, config_error = config_line(all_specs) if all_specs or not lines else (None, None)
         lines += checks.package_managers()
         lines += checks.pythons(all_specs, probes.get)
-        lines += checks.tools()
+        lines += checks.tools(all_specs)
         lines += checks.gpus(all_specs, gpu.detect())
         lines += checks.disk(all_specs, checks.uv_cache_dir())
         lines += network(found, probes)
-        lines += [env_line(s) for s in all_specs]
+        lines += [config] if config else []
+        lines += [env_line(s, config_error) for s in all_specs]
     finally:
         probes.close()
     return lines

@@ -196,7 +196,31 @@ def _pyav() -> bool:
     return importlib.util.find_spec("av") is not None
 
 
-def tools() -> list[Line]:
+def run_by_name(specs: list[Spec], program: str) -> list[str]:
+    """The specs whose own scripts name ``program`` (quoted) to run it from PATH themselves,
+    as metrics/syncnet/score.py does with ffprobe."""
+    quoted = (f'"{program}"', f"'{program}'")
+    texts = {s.env_id: [p.read_text(encoding="utf-8", errors="replace") for p in s.folder.glob("*.py")]
+             for s in specs}
+    return sorted(k for k, found in texts.items() if any(q in t for t in found for q in quoted))
+
+
+def _ffprobe_by_name(specs: list[Spec]) -> Line | None:
+    """PyAV stands in for ffprobe in thbench's own probing only: a script that runs `ffprobe`
+    itself needs one on the PATH its process gets (PATH and, maybe, the tools folder)."""
+    path = found_tools.child_env().get("PATH", os.environ.get("PATH", os.defpath))
+    users = run_by_name(specs, "ffprobe")
+    if shutil.which("ffprobe", path=path) or not users:
+        return None
+    return Line("tools", "ffprobe for metrics", Status.WARN,
+                f"no ffprobe on PATH, and {', '.join(users)} run{'s' if len(users) == 1 else ''} "
+                "`ffprobe` by name (PyAV stands in only for thbench's own probing): "
+                "they report not computed here",
+                "put a real ffprobe on PATH: `module load ffmpeg` on a cluster, or "
+                "`conda install -c conda-forge ffmpeg` (both ship ffprobe)")
+
+
+def tools(specs: list[Spec] | None = None) -> list[Line]:
     lines = []
     for name, args, why, missing in TOOLS:
         found = found_tools.which(name)  # PATH, else the rootless tools folder (.tools/bin)
@@ -210,6 +234,8 @@ def tools() -> list[Line]:
             lines.append(Line("tools", name, missing,
                               f"{'not found on PATH' if not found else f'{found} does not run'}: "
                               f"needed for {why}", BOOTSTRAP_TIP))
+        if name == "ffprobe" and (by_name := _ffprobe_by_name(specs or [])):
+            lines.append(by_name)
     compiler = next((c for c in map(shutil.which, COMPILERS) if c), None)
     version = first_line([compiler, "--version"]) if compiler else None
     if version:
@@ -277,11 +303,26 @@ def gpus(specs: list[Spec], found: list[gpu.Gpu]) -> list[Line]:
     return lines
 
 
+def _cuda_unknown(spec: Spec) -> Line | None:
+    """A PyPI torch series torch_gpu.toml [pypi_cuda] does not list yet: its wheels use CUDA,
+    just not a known one (profiles.choose takes them for CPU builds and refuses them)."""
+    for name in spec.profile_names:
+        build = profiles.torch_build(spec.with_profile(name))
+        if build is not None and build.cuda is None and build.source.endswith("CUDA unknown"):
+            series = ".".join(build.version.split(".")[:2])
+            return Line("gpu", spec.env_id, Status.WARN,
+                        f"profile {name}: torch {build.version} from PyPI; CUDA build unknown: "
+                        "add the series to torch_gpu.toml [pypi_cuda]",
+                        f'add "{series}" = "<CUDA of PyPI\'s torch {series} Linux wheels>" to '
+                        "thbench/torch_gpu.toml [pypi_cuda], or pin a +cuXXX build from its index")
+    return None
+
+
 def _profile_line(spec: Spec, found: list[gpu.Gpu]) -> Line:
     try:
         choice = profiles.choose(spec, found)
     except UserError as err:
-        return Line("gpu", spec.env_id, Status.ERROR, err.message, err.tip)
+        return _cuda_unknown(spec) or Line("gpu", spec.env_id, Status.ERROR, err.message, err.tip)
     build = profiles.torch_build(choice.spec)
     head = f"profile {choice.spec.profile}: {build}"
     if build is None or build.cuda is None:
@@ -312,10 +353,18 @@ def _still_to_fetch(env: envs.Env) -> int:
     return total
 
 
+def _env_or_own(spec: Spec) -> envs.Env:
+    """The env setup would use; with a broken local config (its own ERROR line), the project's."""
+    try:
+        return envs.Env.of(spec)
+    except UserError:
+        return envs.Env(spec, paths.envs_root() / spec.env_id)
+
+
 def disk(specs: list[Spec], uv_cache: Path | None) -> list[Line]:
     """Free space where envs, weights (inside the envs) and uv's cache live, vs the weights
     still to fetch. Env installs are not counted: their size is known only after a build."""
-    needs = {s.env_id: _still_to_fetch(envs.Env.of(s)) for s in specs}
+    needs = {s.env_id: _still_to_fetch(_env_or_own(s)) for s in specs}
     needs = {k: v for k, v in needs.items() if v}
     places = {"envs and weights": paths.envs_root()}
     if uv_cache:

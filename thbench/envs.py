@@ -275,13 +275,13 @@ def setup(spec: Spec, *, profile: str | None = None, force: bool = False,
     ``dry_run`` prints that plan, with sizes, and touches neither the network nor the disk.
     ``rehearse`` makes stand-in weights instead of fetching them (thbench/rehearsal.py).
     """
+    if not rehearse and (external := _external(spec)):  # checked, not built; its GPU: a row
+        from thbench import external_env  # it builds on Env
+
+        return external_env.check(external, profile=profile, dry_run=dry_run)
     choice = profiles.choose(spec, gpu.detect(), profile)
     spec = choice.spec
     env = Env.of(spec, rehearse=rehearse)
-    from thbench import external_env  # it builds on Env
-
-    if isinstance(env, external_env.ExternalEnv):  # named in the local config: checked, not built
-        return external_env.check(env, dry_run=dry_run)
     spec = env.spec
     if dry_run:
         from thbench import dryrun  # it builds on this module's commands

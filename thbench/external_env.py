@@ -7,8 +7,11 @@ the spec asks for and computes on the GPU, conda/pip double installs are reporte
 goes to a check record in the project's own folder, ``<envs>/external/<kind>-<name>/``
 (check.json, check.log, the run lock and, when the config names no checkout, the project's own
 checkout and weights); a run reads it as it reads a stamp. Nothing is installed into the env,
-and nothing is written under its prefix, a checkout or a weights folder the config names: every
-interpreter start has PYTHONDONTWRITEBYTECODE set.
+and nothing of ours is written under its prefix or a weights folder the config names: every
+interpreter start has PYTHONDONTWRITEBYTECODE set, and NUMBA_CACHE_DIR points numba's
+``cache=True`` (librosa) at our folder. A checkout the config names is read, never changed by
+the project, but the model's own upstream code writes its temp files there as it does when run
+by hand (README: 'Existing environments').
 """
 
 from __future__ import annotations
@@ -19,22 +22,28 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
-from thbench import conda_conflicts, gpu, health, local_config, paths, proc, repo, specs, weights
+from thbench import conda_conflicts, external_checks, gpu, health, local_config, paths, proc, profiles, specs
 from thbench.envs import Env, console
 from thbench.errors import UserError
-from thbench.external_checks import NEVER_CHANGED, _conflicts, _installers, _lock_rows, _Rows, torch_rows
+from thbench.external_checks import NEVER_CHANGED, _conflicts, _lock_rows, _Rows, torch_rows
 from thbench.files import atomic_write_text, waiting_lock
 from thbench.local_config import EnvRef, ModelLocal
 from thbench.specs import Kind, Spec
 
-CHECK_SCHEMA = 1
+CHECK_SCHEMA = 2  # 2: the fingerprint covers every site folder (site_dirs), not only site
 NO_WRITES = {"PYTHONDONTWRITEBYTECODE": "1"}  # no __pycache__ written into the env
-INFO = ("import json, sys, sysconfig; p = sysconfig.get_paths(); print(json.dumps({'python': "
-        "'%d.%d.%d' % sys.version_info[:3], 'prefix': sys.prefix, 'executable': sys.executable, "
-        "'site': sorted({p['purelib'], p['platlib']})}))")
+# Where the interpreter imports installed packages from: purelib/platlib, the user site (when
+# enabled, even before it exists: a later `pip install --user` creates it) and every other
+# site-packages or dist-packages folder on sys.path (Debian's, a .pth's).
+INFO = ("import json, os, site, sys, sysconfig; p = sysconfig.get_paths(); print(json.dumps({"
+        "'python': '%d.%d.%d' % sys.version_info[:3], 'prefix': sys.prefix, "
+        "'executable': sys.executable, 'site': sorted({p['purelib'], p['platlib']}), "
+        "'user_site': site.getusersitepackages() if site.ENABLE_USER_SITE else None, "
+        "'path_sites': [d for d in sys.path if os.path.basename(d.rstrip('/')) in "
+        "('site-packages', 'dist-packages') and os.path.isdir(d)]}))")
 CONDA_TOOLS = ("conda", "mamba", "micromamba")
 
 
@@ -51,9 +60,30 @@ def configured(spec: Spec) -> ExternalEnv | None:
     """The existing env the local config names for ``spec``, or None (build our own)."""
     if spec.kind is not Kind.MODEL or not _any_local_config():
         return None
-    names = sorted(set(specs.load_all()[Kind.MODEL]) | {spec.name})
-    local = local_config.for_model(spec.name, names)
-    return ExternalEnv(spec, paths.envs_root() / "external" / spec.env_id, local=local) if local else None
+    names = tuple(sorted({f.parent.name for f in specs.spec_files(Kind.MODEL)} | {spec.name}))
+    local = _tables(_config_key(), names).get(spec.name)
+    if not (local and local.env):
+        return None
+    return ExternalEnv(spec, paths.envs_root() / "external" / spec.env_id, local=local)
+
+
+def _config_key() -> tuple:
+    """All the config is made of: the file (its bytes: an mtime can miss an edit in the same
+    tick) and every THB_ENV_* value."""
+    path = local_config.config_path()
+    try:
+        content = path.read_bytes()
+    except OSError:
+        content = None
+    named = "THB_LOCAL_CONFIG" in os.environ
+    return str(path), named, content, tuple(sorted((k, v) for k, v in os.environ.items()
+                                                   if k.startswith("THB_ENV_")))
+
+
+@lru_cache(maxsize=16)
+def _tables(key: tuple, names: tuple[str, ...]) -> dict[str, ModelLocal]:
+    """The parsed config, once per config state (Env.of asks for every spec, doctor for all)."""
+    return local_config.load(list(names))
 
 
 def _any_local_config() -> bool:
@@ -90,13 +120,38 @@ def _conda_prefix(name: str) -> Path:
     except (ValueError, KeyError, TypeError):
         raise UserError(f"`{tool} env list --json` did not list envs (exit {listed.returncode})",
                         f'give the env\'s prefix instead: env = "conda:/path/to/envs/{name}"') from None
-    named = {(p.name if p.parent.name == "envs" else "base"): p for p in prefixes}
+    root = _root_prefix(tool, prefixes)
+    named: dict[str, Path] = {}
+    for prefix in prefixes:  # `conda create -p /scratch/x` has no name: only its prefix finds it
+        if prefix == root:
+            named["base"] = prefix
+        elif prefix.parent.name == "envs":
+            named.setdefault(prefix.name, prefix)
     if name not in named:
         known = ", ".join(sorted(named)) or "none"
-        raise UserError(f"no conda env named '{name}' ({Path(tool).name} knows: {known})",
+        unnamed = [str(p) for p in prefixes if p not in named.values()]
+        by_prefix = f"; by prefix only: {', '.join(unnamed)}" if unnamed else ""
+        raise UserError(f"no conda env named '{name}' ({Path(tool).name} knows: {known}{by_prefix})",
                         f"use one of those names, or the env's prefix (env = \"conda:/path/to/"
                         f"env\"); `{Path(tool).name} env list` shows them")
     return named[name]
+
+
+def _root_prefix(tool: str, prefixes: list[Path]) -> Path | None:
+    """conda's base: ``info --json`` says (root_prefix; micromamba: base environment), else the
+    listing's first entry when it holds the others' envs/ folder."""
+    shown = proc.run([tool, "info", "--json"], capture=True, check=False, timeout=120)
+    try:
+        info = json.loads(shown.stdout)
+        root = info.get("root_prefix") or info.get("base environment")
+    except (ValueError, AttributeError):
+        root = None
+    if isinstance(root, str) and root:
+        return Path(root)
+    first = prefixes[0] if prefixes else None
+    if first and ((first / "envs").is_dir() or any(p.parent == first / "envs" for p in prefixes)):
+        return first
+    return None
 
 
 def _require_python(python: Path, ref: str) -> Path:
@@ -106,7 +161,7 @@ def _require_python(python: Path, ref: str) -> Path:
         raise UserError(f"{ref}: {python} does not exist", tip)
     try:
         info = _info(python)
-    except (UserError, ValueError, KeyError):
+    except (UserError, ValueError, KeyError, TypeError):
         raise UserError(f"{ref}: {python} is not a Python interpreter (it does not run "
                         "`python -c` and print its version)", tip) from None
     if not info.get("python"):
@@ -115,8 +170,21 @@ def _require_python(python: Path, ref: str) -> Path:
 
 
 def _info(python: Path) -> dict:
+    """The interpreter's version, prefix and site folders; ValueError when it prints none."""
     out = proc.run([python, "-c", INFO], capture=True, env=NO_WRITES, timeout=60).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    info = _last_json(out)
+    user = [info["user_site"]] if info.get("user_site") else []
+    info["site_dirs"] = list(dict.fromkeys([*info["site"], *info.get("path_sites", []), *user]))
+    return info
+
+
+def _last_json(out: str) -> dict:
+    """The JSON object on the last line of ``out``; ValueError for no output or anything else."""
+    lines = out.strip().splitlines()
+    found = json.loads(lines[-1]) if lines else None
+    if not isinstance(found, dict):
+        raise ValueError("no JSON report on its last line")
+    return found
 
 
 @dataclass(frozen=True)
@@ -124,9 +192,24 @@ class ExternalEnv(Env):
     local: ModelLocal | None = None
 
     @cached_property
-    def resolved(self) -> Resolved:
+    def _resolution(self) -> Resolved | UserError:
         assert self.local and self.local.env
-        return resolve(self.local.env)
+        try:
+            return resolve(self.local.env)
+        except UserError as err:  # kept, so that doctor and require_ready can show it
+            return err
+
+    @property
+    def resolved(self) -> Resolved:
+        found = self._resolution
+        if isinstance(found, UserError):
+            raise found
+        return found
+
+    def problem(self) -> UserError | None:
+        """Why the env named cannot be used at all (no such conda env, not a Python), or None."""
+        found = self._resolution
+        return found if isinstance(found, UserError) else None
 
     @property
     def python(self) -> Path:
@@ -146,7 +229,7 @@ class ExternalEnv(Env):
 
     @property
     def run_env(self) -> dict[str, str]:
-        return dict(NO_WRITES)
+        return {**NO_WRITES, "NUMBA_CACHE_DIR": str(self.root / "numba-cache")}
 
     @property
     def repo(self) -> Path:
@@ -167,15 +250,14 @@ class ExternalEnv(Env):
 
     def is_ready(self) -> bool:
         record = self.read_stamp()
-        if not record or record.get("identity") != self.identity:
+        if not record or record.get("schema") != CHECK_SCHEMA or record.get("identity") != self.identity:
             return False
-        try:
-            python = self.python
-        except UserError:
+        if self.problem():  # problem() says why
             return False
-        if str(python) != record["external"]["interpreter"]:
+        found = self.resolved
+        if str(found.python) != record["external"]["interpreter"]:
             return False
-        if fingerprint(python, record["external"]["site"], self.resolved.prefix) != record["fingerprint"]:
+        if fingerprint(found.python, record["external"]["site_dirs"], found.prefix) != record["fingerprint"]:
             return False
         return all((self.weights_root / w.dest).exists() or w.unpack for w in self.spec.weights)
 
@@ -213,8 +295,14 @@ def fingerprint(python: Path, site: list[str], prefix: Path | None) -> str:
 # --- the check: setup for an env we did not build ---------------------------------------------
 
 
-def check(env: ExternalEnv, *, dry_run: bool = False) -> ExternalEnv:
-    """Check ``env`` against its spec, print the health table; ERROR + TIP on any ERROR row."""
+def check(env: ExternalEnv, *, profile: str | None = None, dry_run: bool = False) -> ExternalEnv:
+    """Check ``env`` against its spec, print the health table; ERROR + TIP on any ERROR row.
+
+    The profile (which torch build to compare with) is ``profile``, else the first that supports
+    the GPU, else the default: a GPU no profile supports is the check's own ERROR row, after
+    the env is found, not a refusal before it.
+    """
+    env = _profiled(env, profile)
     spec, local = env.spec, env.local
     assert local and local.env
     console.print(f"[bold]{spec.env_id}[/]: existing env [bold]{local.env}[/] "
@@ -232,9 +320,14 @@ def check(env: ExternalEnv, *, dry_run: bool = False) -> ExternalEnv:
         env.stamp_path.unlink(missing_ok=True)
         env.log.write_text("")
         rows = _Rows()
-        info = _info(found.python)
-        _checkout(env, rows)
-        checked_weights = _weights(env, rows)
+        try:
+            info = _info(found.python)
+        except (UserError, ValueError, KeyError, TypeError):
+            raise UserError(f"{local.env}: {found.python} no longer reports as a Python "
+                            "interpreter", "check the env still exists, then run the setup "
+                            "again") from None
+        external_checks._checkout(env, rows)
+        checked_weights = external_checks._weights(env, rows)
         report = _probe(env, rows, info)
         conflicts = _conflicts(found, info, rows)
         rows.print(f"{spec.env_id} in {local.env}")
@@ -248,14 +341,15 @@ def check(env: ExternalEnv, *, dry_run: bool = False) -> ExternalEnv:
             "external": {"kind": found.kind, "ref": found.ref, "name": found.name,
                          "prefix": str(found.prefix or info["prefix"]),
                          "interpreter": str(found.python), "executable": info["executable"],
-                         "python": info["python"], "site": info["site"], "source": local.source},
-            "repo": _repo_record(env), "weights": checked_weights,
+                         "python": info["python"], "site": info["site"],
+                         "site_dirs": info["site_dirs"], "source": local.source},
+            "repo": external_checks._repo_record(env), "weights": checked_weights,
             "python": report["python"], "interpreter": str(found.python),
             "torch": report["torch"], "packages": report["packages"],
-            "installers": _installers(info["site"]),
+            "installers": external_checks._installers(info["site"]),
             "conflicts": [c.to_dict() for c in conflicts],
             "checks": [{"check": c, "status": s, "detail": d, "tip": t} for c, s, d, t in rows.rows],
-            "fingerprint": fingerprint(found.python, info["site"], found.prefix),
+            "fingerprint": fingerprint(found.python, info["site_dirs"], found.prefix),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         atomic_write_text(env.stamp_path, json.dumps(record, indent=2) + "\n")
@@ -265,82 +359,26 @@ def check(env: ExternalEnv, *, dry_run: bool = False) -> ExternalEnv:
     return env
 
 
-def _checkout(env: ExternalEnv, rows: _Rows) -> None:
-    pinned = env.spec.repo
-    if not pinned:
-        return
-    if not (env.local and env.local.repo):
-        repo.checkout(pinned, env.repo, log=env.log)
-        rows.add("checkout", "OK", f"{pinned.url} at {pinned.commit[:12]} in {env.repo}")
-        return
-    from thbench.runs import SHELL_SAFE_PATH  # runs builds on envs, which imports this lazily
-
-    if not SHELL_SAFE_PATH.match(str(env.repo)):
-        rows.add("checkout", "ERROR", f"{env.repo} holds spaces or shell syntax, and "
-                 f"{env.spec.name}'s upstream code passes paths through a shell",
-                 "move the checkout to a path of letters, digits and . _ - / only")
-        return
-    head = proc.run(["git", "-C", env.repo, "rev-parse", "HEAD"], capture=True, check=False,
-                    env={"GIT_OPTIONAL_LOCKS": "0"}, timeout=60)  # read-only: no index refresh
-    commit = head.stdout.strip()
-    if head.returncode != 0:
-        rows.add("checkout", "WARN", f"{env.repo} is not a git checkout; the spec pins "
-                 f"{pinned.commit[:12]}", "results may differ from the pinned upstream code")
-    elif commit != pinned.commit:
-        rows.add("checkout", "WARN", f"{env.repo} is at {commit[:12]}, the spec pins "
-                 f"{pinned.commit[:12]}", "results may differ from the pinned upstream code")
+def _profiled(env: ExternalEnv, profile: str | None) -> ExternalEnv:
+    if profile:
+        spec = env.spec.with_profile(profile)
     else:
-        rows.add("checkout", "OK", f"{env.repo} at the pinned {commit[:12]}")
-
-
-def _repo_record(env: ExternalEnv) -> dict | None:
-    if not env.spec.repo:
-        return None
-    return {"url": env.spec.repo.url, "pinned": env.spec.repo.commit, "path": str(env.repo),
-            "given": bool(env.local and env.local.repo)}
-
-
-def _weights(env: ExternalEnv, rows: _Rows) -> list[dict]:
-    """Weights verified where the config puts them (never written there), else fetched as usual."""
-    spec, local = env.spec, env.local
-    if not spec.weights:
-        return []
-    given = local.weights if local else None
-    if given and spec.repo and local.repo and given != local.repo:
-        rows.add("weights", "ERROR", f"{spec.name} reads its weights inside its checkout "
-                 f"{local.repo}, not {given}", "leave `weights` out (they are looked for in the "
-                 "checkout), or leave `repo` out: the project's own checkout links them")
-        return []
-    where = given or (local.repo if local and local.repo else None)
-    if where is None:  # nothing named: fetched into the project's own folder, as setup does
-        fetched = weights.fetch_all(spec.weights, env.weights_root, console=console)
-        rows.add("weights", "OK", f"{len(spec.weights)} present and verified in {env.weights_root}")
-        return [{"dest": i.weight.dest, "sha256": i.sha256 or i.weight.sha256} for i in fetched.items]
-    plan = weights.plan(spec.weights, where, write=False)  # no sidecars in a folder we don't own
-    missing = [i.weight.dest for i in plan.items if i.needs_fetch]
-    if missing:
-        rows.add("weights", "ERROR", f"{len(missing)} of {len(plan.items)} missing or not matching "
-                 f"their sha256 in {where}: {', '.join(missing[:4])}",
-                 "put the files there (each spec [[weights]] dest, relative to that folder), or "
-                 "leave `repo` and `weights` out to let the project fetch its own copy")
-        return []
-    if where != env.weights_root:  # our checkout: link each weight to the folder named
-        for item in plan.items:
-            link = env.weights_root / item.weight.dest
-            if link.is_symlink():
-                link.unlink()
-            if not link.exists():
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(item.path)
-    rows.add("weights", "OK", f"{len(plan.items)} verified in {where}")
-    return [{"dest": i.weight.dest, "sha256": i.sha256} for i in plan.items]
+        try:
+            spec = profiles.choose(env.spec, gpu.detect()).spec
+        except UserError:  # torch_rows says what this GPU lacks, with the env's own torch
+            spec = env.spec
+    return env if spec == env.spec else replace(env, spec=spec)
 
 
 def _probe(env: ExternalEnv, rows: _Rows, info: dict) -> dict:
     spec = env.spec
     out = proc.run([env.python, health.HEALTH_PROBE, *spec.imports], capture=True,
-                   env={**health.OFFLINE_ENV, **NO_WRITES}, log=env.log, timeout=600).stdout
-    report = json.loads(out.strip().splitlines()[-1])
+                   env={**health.OFFLINE_ENV, **env.run_env}, log=env.log, timeout=600).stdout
+    try:
+        report = _last_json(out)
+    except ValueError:
+        raise UserError(f"{spec.env_id}: the health probe under {env.python} printed no report",
+                        f"see {env.log}; the interpreter must be Python 3.8 or newer") from None
     short = ".".join(report["python"].split(".")[:2])
     rows.add("python", "OK" if short == spec.python else "WARN",
              f"{report['python']} at {env.python}",

@@ -78,10 +78,12 @@ def _check_torch(env: Env, torch: dict, gpus: list[gpu.Gpu]) -> None:
             f"{device.name} (driver {device.driver})",
             "update the NVIDIA driver, or pick a profile built for an older CUDA",
         )
-    if device.sm not in torch.get("arch_list", []):
+    # torch's own reading of the capability first: nvidia-smi's is empty on drivers before R510.
+    sm = torch.get("sm") or (device.sm if device.compute_capability else None)
+    if sm and sm not in torch.get("arch_list", []):
         raise UserError(
             f"{spec.env_id}: torch {torch['version']} has no kernels for the {device.name} "
-            f"({device.sm}); it was built for {' '.join(torch.get('arch_list', []))}",
+            f"({sm}); it was built for {' '.join(torch.get('arch_list', []))}",
             "pick a profile whose torch build supports this GPU (see `--dry-run`)",
         )
     if not torch.get("tiny_op"):

@@ -13,7 +13,8 @@ names::
 
 ``env = "uv"`` (the default) is the project's own uv env. ``THB_ENV_<MODEL>`` (``THB_ENV_STILL``,
 ``THB_ENV_V_EXPRESS``) sets one model's ``env`` and wins over the file; ``repo`` and
-``weights`` still come from the file. Unknown keys and models are errors, all reported together.
+``weights`` still come from the file. Unknown keys and models (in the file or a ``THB_ENV_*``
+name) are errors, all reported together.
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ def load(models: list[str]) -> dict[str, ModelLocal]:
             continue
         base = tables.get(name, ModelLocal(name, None))
         tables[name] = ModelLocal(name, parsed, base.repo, base.weights, env_var(name))
+    known = {env_var(name): name for name in models}
+    for key in sorted(k for k in os.environ if k.startswith("THB_ENV_") and k not in known):
+        close = _near(key[8:], [k[8:] for k in known])  # a typo would leave it in our own env
+        problems.append(f"{key}: names no model" + (f"; did you mean THB_ENV_{close}?" if close
+                        else f" (known: {', '.join(sorted(known))})"))
     if problems:
         count = len(problems)
         raise UserError(f"{count} problem{'s' if count != 1 else ''} in the local config: "
