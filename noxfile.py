@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import nox
 
-from thbench import cli, specs
+from thbench import specs  # light: TOML and dataclasses; the rest is imported on first use
 from thbench.errors import UserError, print_error
 from thbench.specs import Kind
 
@@ -64,6 +64,8 @@ def _setup_session(kind: Kind, spec: specs.Spec) -> None:
     def session(s: nox.Session) -> None:
         options = _setup_options(s)
         with _errors_end(s):
+            from thbench import cli
+
             cli.setup_for_run(kind, spec.name, force=options.force, profile=options.profile,
                               dry_run=options.dry_run, rehearse=options.rehearse)
 
@@ -86,6 +88,8 @@ def _rehearse_session(spec: specs.Spec) -> None:
         if unknown:
             s.error(f"unknown option {' '.join(unknown)}; options: --force, --offline")
         with _errors_end(s):
+            from thbench import cli
+
             result = cli.rehearse(spec.name, text=REHEARSAL_TEXT, force="--force" in s.posargs,
                                   offline="--offline" in s.posargs)
         if result is None or not result.ok:
@@ -106,6 +110,8 @@ for _spec in SPECS[Kind.MODEL].values():
 def smoke(session: nox.Session) -> None:
     """CPU-only, offline end-to-end run: set up still + Piper, speak assets/sample.txt, check the video."""
     with _errors_end(session):
+        from thbench import cli
+
         result = cli.demo()
     if not result.ok:
         session.error(f"smoke run failed: {result.record['failure']['reason']}")
@@ -115,6 +121,8 @@ def smoke(session: nox.Session) -> None:
 def bench_baselines(session: nox.Session) -> None:
     """Set up still, mouth and the offline metric envs; bench them on assets/cases.toml; report."""
     with _errors_end(session):
+        from thbench import cli
+
         summary = cli.bench_baselines()
     if not summary.complete or summary.counts["failed"]:
         session.error(f"bench {summary.bench.id}: not every cell ran ok")

@@ -1,4 +1,7 @@
-"""invoke tasks: thin wrappers over thbench.cli. `uv run invoke --list` shows them."""
+"""invoke tasks: thin wrappers over thbench.cli. `uv run invoke --list` shows them.
+
+Each task imports what it runs inside its body: listing the tasks (typed more than anything)
+then costs invoke and the stdlib only, not requests, rich, huggingface_hub and the rest."""
 
 from __future__ import annotations
 
@@ -6,10 +9,8 @@ from pathlib import Path
 
 from invoke import task
 
-from thbench import bench as benches
-from thbench import cli, executors, runs, speech
-from thbench import mirror as mirrors  # `mirror` is the task
 from thbench.errors import UserError, exits_cleanly
+from thbench.specs import DEFAULT_TTS
 
 
 @task(help={
@@ -41,6 +42,8 @@ SPEECH_HELP = {
 
 
 def _speech(voice, speaker, language, rate, sentence_silence, cache, accept_model_license):
+    from thbench import speech
+
     return speech.Settings(
         voice=voice, speaker=speaker, language=language, rate=_number(rate, "rate", 1.0),
         sentence_silence=_number(sentence_silence, "sentence-silence", speech.DEFAULT_SILENCE_S),
@@ -92,13 +95,15 @@ def _text(text: str | None, text_file: str | None) -> str | None:
     },
 )
 @exits_cleanly
-def run(c, model, image=None, text=None, audio=None, tts=cli.DEFAULT_TTS, outputs=None,
+def run(c, model, image=None, text=None, audio=None, tts=DEFAULT_TTS, outputs=None,
         face_check=True, rehearse=False, offline=False, text_file=None, voice=None, speaker=None,
         language=None, rate=None, sentence_silence=None, cache=True, accept_model_license=False):
     """Turn an image and a text (or audio) into a checked talking video in outputs/<model>/<run-id>/."""
     if image is None:
         raise UserError("no --image given", f"e.g. `uv run invoke run {model} --image "
                         'assets/face.png --text "Hello there"`')
+    from thbench import cli, runs
+
     request = runs.Request(
         model=model, image=Path(image), text=_text(text, text_file),
         audio=Path(audio) if audio else None, tts=tts,
@@ -115,6 +120,8 @@ def run(c, model, image=None, text=None, audio=None, tts=cli.DEFAULT_TTS, output
 @exits_cleanly
 def demo(c, outputs=None):
     """Set up `still` + Piper and turn assets/face.png + assets/sample.txt into a checked video."""
+    from thbench import cli
+
     if not cli.demo(Path(outputs) if outputs else None).ok:
         raise SystemExit(1)
 
@@ -123,6 +130,8 @@ def demo(c, outputs=None):
 @exits_cleanly
 def models(c):
     """List the models, their GPU needs and whether their env is set up."""
+    from thbench import cli
+
     cli.list_models()
 
 
@@ -137,6 +146,8 @@ def models(c):
 @exits_cleanly
 def mirror(c, dest=None, repo=None):
     """Make a THB_GITHUB_MIRROR folder from git repositories here, leaving them untouched."""
+    from thbench import mirror as mirrors  # `mirror` is this task
+
     if not dest:
         raise UserError("no --dest given", f"e.g. `uv run invoke mirror --dest ~/thb-mirror "
                         f"--repo {mirrors.EXAMPLE}`")
@@ -174,6 +185,9 @@ def bench(c, models=None, cases=None, repeat=None, resume=None, retry_failed=Fal
           accept_model_license=False):
     """Run every model on every case (× repeats) and score each video, in outputs/bench/<id>/."""
     # Numbers arrive as text (an int default would make invoke parse them, with a traceback).
+    from thbench import bench as benches
+    from thbench import cli, executors
+
     options = executors.Options(
         name=executor, jobs=_count(jobs, "jobs", None), partition=partition,
         gpus_per_run=_count(gpus_per_run, "gpus-per-run", 1),
@@ -197,7 +211,7 @@ def bench(c, models=None, cases=None, repeat=None, resume=None, retry_failed=Fal
     request = None if resume else benches.Request(
         models=models, cases=Path(cases) if cases else None,
         repeat=_count(repeat, "repeat", 1), outputs=Path(outputs) if outputs else None,
-        tts=tts or cli.DEFAULT_TTS, metrics=metrics, face_check=face_check,
+        tts=tts or DEFAULT_TTS, metrics=metrics, face_check=face_check,
         speech=_speech(voice, speaker, language, rate, sentence_silence, cache,
                        accept_model_license))
     summary = cli.bench(request, options, resume=resume, retry_failed=retry_failed,
@@ -236,6 +250,8 @@ def score(c, video, image=None, label=None, metrics=None, outputs=None):
     if image is None:
         raise UserError("no --image given", f"e.g. `uv run invoke score {video} --image "
                         "assets/face.png`")
+    from thbench import cli
+
     cli.score_video(Path(video), Path(image), label=label, metrics=metrics,
                     outputs=Path(outputs) if outputs else None)
 
@@ -251,6 +267,8 @@ def score(c, video, image=None, label=None, metrics=None, outputs=None):
 @exits_cleanly
 def report(c, benches, out=None):
     """Write a report (index.html, results.csv, results.json) from stored records; runs nothing."""
+    from thbench import cli
+
     cli.report(benches.split(","), Path(out) if out else None)
 
 
@@ -259,16 +277,17 @@ def report(c, benches, out=None):
     "language": "only voices of this language, e.g. de, zh, en_GB",
 })
 @exits_cleanly
-def voices(c, tts=cli.DEFAULT_TTS, language=None):
+def voices(c, tts=DEFAULT_TTS, language=None):
     """List a TTS backend's voices: language, quality, speakers, size, installed or fetchable."""
+    from thbench import cli
+
     cli.list_voices(tts, language)
 
 
 @task(help={"json": "print the same lines as JSON on stdout instead of the table"})
 @exits_cleanly
 def doctor(c, json=False):
-    """Check this machine for every spec: package managers, Pythons, tools, GPU driver, disk,
-    network, envs; changes nothing."""
+    """Check this machine: package managers, Pythons, tools, GPU driver, disk, hosts, envs."""
     from thbench import doctor as checkup
 
     raise SystemExit(checkup.main(as_json=json))

@@ -27,7 +27,7 @@ import pytest
 from rich.console import Console
 from rich.filesize import decimal
 
-from thbench import folders, weights
+from thbench import folders, weights, weights_disk
 from thbench.errors import UserError
 from thbench.specs import Weight
 
@@ -96,7 +96,7 @@ def test_a_verified_file_costs_no_request_and_no_rehash(server, tmp_path, monkey
     def no_hashing(path):
         raise AssertionError(f"re-hashed {path}")
 
-    monkeypatch.setattr(weights, "_hash_file", no_hashing)
+    monkeypatch.setattr(weights_disk, "_hash_file", no_hashing)  # where plan() verifies
     again = fetch([w], tmp_path)
     assert len(server.log()) == count  # not a single request
     assert again.done and again.items[0].present and again.to_download == 0

@@ -13,10 +13,9 @@ from thbench import bench as benches
 from thbench import check, envs, executors, gpu, matrix, media, paths, rehearsal, runs, score, specs
 from thbench.errors import UserError, print_error
 from thbench.metric_spec import Direction
-from thbench.specs import Gpu, Kind
+from thbench.specs import DEFAULT_TTS, Gpu, Kind
 
 console = Console(highlight=False)
-DEFAULT_TTS = "piper"
 DEMO_IMAGE = paths.REPO_ROOT / "assets" / "face.png"
 DEMO_TEXT = paths.REPO_ROOT / "assets" / "sample.txt"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse, urlsplit
 from urllib.request import url2pathname
@@ -25,6 +25,7 @@ from thbench import doctor_checks as checks
 from thbench import envs, gpu, local_config, reach, specs, weights
 from thbench.doctor_checks import GITHUB_ROOT, Line, Status
 from thbench.errors import UserError
+from thbench.redaction import redact
 from thbench.specs import DEFAULT_PROFILE, Kind, Spec, pin_name
 
 SCHEMA = 1
@@ -298,6 +299,9 @@ def main(as_json: bool = False) -> int:
     status = Console(stderr=True, highlight=False)
     with status.status("doctor: asking the tools, the driver and the hosts…"):
         lines = collect()
+    # Mirrors are shown as applied, so their credentials would be too.
+    lines = [replace(line, check=redact(line.check), detail=redact(line.detail), tip=redact(line.tip))
+             for line in lines]
     if as_json:
         print(json.dumps(to_json(lines), indent=2, ensure_ascii=False))
     else:

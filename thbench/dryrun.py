@@ -9,14 +9,20 @@ import shutil
 from rich.console import Console
 from rich.filesize import decimal
 
-from thbench import profiles, rehearsal, weights
+from thbench import profiles, redaction, rehearsal, weights
 from thbench.envs import Env, _lock_argv, _torch_argv, _venv_argv, find_python
 
 
 def print_plan(env: Env, reason: str) -> None:
     """The dry run: every step with its command, URL and size; nothing is fetched or written."""
     spec = env.spec
-    out = Console(highlight=False)  # the plan is the output: stdout
+    console = Console(highlight=False)  # the plan is the output: stdout
+
+    class _Masked:  # every line can hold a mirror URL (with its password) or a token
+        def print(self, text: str, **kwargs) -> None:
+            console.print(redaction.redact(text), **kwargs)
+
+    out = _Masked()
     state = ("up to date" if env.is_ready() else
              "stale (will be rebuilt)" if env.read_stamp() else "not set up")
     out.print(f"[bold]Plan for {spec.env_id}[/] (dry run: nothing is downloaded or changed)")

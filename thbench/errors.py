@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from thbench.redaction import redact
+
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -14,6 +16,8 @@ class UserError(Exception):
     """A mistake the user can fix: printed as one ERROR line and one TIP line, no traceback."""
 
     def __init__(self, message: str, tip: str, exit_code: int = 2) -> None:
+        # Masked here, so every record and log line made from the error is masked too.
+        message, tip = redact(message), redact(tip)
         super().__init__(message)
         self.message = message
         self.tip = tip
@@ -22,9 +26,9 @@ class UserError(Exception):
 
 def print_error(err: UserError) -> None:
     # One line each, whatever the message holds: a newline would split the ERROR line.
-    message = " ".join(err.message.split())
+    message = " ".join(redact(err.message).split())  # again: a subclass may have set it later
     print(f"ERROR: {message}", file=sys.stderr)
-    print(f"TIP: {err.tip}", file=sys.stderr)
+    print(f"TIP: {redact(err.tip)}", file=sys.stderr)
 
 
 def exits_cleanly(func: F) -> F:

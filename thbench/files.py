@@ -12,14 +12,19 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from rich.console import Console
 
+from thbench.redaction import redact
+
 CHUNK = 1 << 20
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``path`` so that readers see the old content or the new, never half of it."""
+    """Write ``path`` so that readers see the old content or the new, never half of it.
+
+    Secrets (thbench.redaction) are masked: every record, stamp and report is written here.
+    """
     # Unique per process and thread: a bench's threads write records side by side.
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(redact(text), encoding="utf-8")
     os.replace(tmp, path)
 
 

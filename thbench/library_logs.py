@@ -4,7 +4,8 @@ huggingface_hub puts a stderr handler of its own on its logger when it is import
 points the root logger at the terminal: a host that could not reach a weight host got pages of
 retry warnings and urllib3/httpcore debug lines between the progress bars. Inside
 :func:`to_file` each library logger writes to the log file only, at DEBUG (the log is for
-finding out what happened); afterwards its handlers, level and propagation are as before.
+finding out what happened), with secrets masked (thbench.redaction); afterwards its handlers,
+level and propagation are as before.
 """
 
 from __future__ import annotations
@@ -15,10 +16,20 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from thbench.redaction import redact
+
 # httpx2/httpcore2: the HTTP client huggingface_hub 2.x vendors under its own name.
 LIBRARIES = ("urllib3", "requests", "huggingface_hub", "httpx", "httpcore", "httpx2",
              "httpcore2", "filelock")
 FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Masks secrets in the whole formatted record: message, arguments and traceback alike
+    (urllib3 and huggingface_hub log URLs, proxies and request details as they were given)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 @contextlib.contextmanager
@@ -29,7 +40,7 @@ def to_file(path: Path) -> Iterator[logging.Handler]:
         # in the middle of a download.
         importlib.import_module("huggingface_hub.utils.logging")
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(RedactingFormatter(FORMAT))
     saved = []
     for name in LIBRARIES:
         logger = logging.getLogger(name)

@@ -3,8 +3,8 @@
 The catalogue is the committed snapshot ``tts/piper/catalogue.json`` (``make_catalogue.py``
 beside it regenerates it), so listing and name checks need no network. A voice is fetched once
 into ``<voices>/piper/<revision>/<key>/`` through ``weights.fetch_all``: huggingface_hub's own
-code downloads each file (``HF_ENDPOINT`` honoured; an interrupted download resumes), weights.py
-checks it against the Hub's own listing at the revision and the catalogue's size, then the
+code downloads each file (``HF_ENDPOINT`` honoured; an interrupted download resumes),
+weights_hub.py checks it against the Hub's own listing at the revision and the catalogue's size, then the
 catalogue's md5 is checked here. A file failing a check is deleted. The voice counts as
 installed only once its manifest (``.thb-voice.json``, written atomically after every check)
 describes it, so a crash between a download and the md5 check never leaves a voice that is
@@ -170,7 +170,8 @@ def voice_dir(key: str) -> Path:
 
 
 def _weights(voice: PiperVoice) -> list[Weight]:
-    # sha256 None: pinned by revision, so weights.py checks each file against the Hub's listing.
+    # sha256 None: pinned by revision, so weights_hub.py (through weights.fetch_all) checks
+    # each file against the Hub's listing.
     return [Weight(dest=f.name, size=f.size, sha256=None, hf_repo=REPO, hf_file=f.path,
                    hf_revision=REVISION) for f in voice.files]
 

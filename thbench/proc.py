@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from thbench import redaction
 from thbench.errors import UserError
 
 Arg = str | os.PathLike[str]
@@ -44,7 +45,7 @@ class CommandFailed(UserError):
         self.argv = argv
         self.returncode = returncode
         self.log = log
-        self.tail = tail
+        self.tail = redaction.redact(tail)
 
 
 class Watcher(Protocol):
@@ -67,6 +68,23 @@ def _tail(path: Path | None, text: str = "", lines: int = 20) -> str:
             fh.seek(max(0, fh.tell() - 8192))
             text = fh.read().decode("utf-8", "replace")
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _redact_log(path: Path, start: int) -> None:
+    """Mask secrets in what a command wrote to ``path`` from ``start`` on (git, uv and the
+    models print URLs as they were given, mirror credentials included)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(start)
+            text = fh.read().decode("utf-8", "surrogateescape")
+    except FileNotFoundError:  # the command removed its own log: nothing left to mask
+        return
+    clean = redaction.redact(text)
+    if clean != text:
+        with path.open("r+b") as fh:
+            fh.seek(start)
+            fh.write(clean.encode("utf-8", "surrogateescape"))
+            fh.truncate()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -122,7 +140,8 @@ def run(
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log_fh = log.open("ab")
-        log_fh.write(f"$ {shlex.join(args)}\n".encode())
+        log_start = log_fh.tell()
+        log_fh.write(f"$ {redaction.redact(shlex.join(args))}\n".encode())
         log_fh.flush()
     # Without a log, output is kept in memory so a failure can still show its last lines.
     stdout = subprocess.PIPE if capture or log_fh is None else log_fh
@@ -175,6 +194,7 @@ def run(
             if returncode is None:
                 log_fh.write(f"[thbench] no exit after {timeout}s: process group killed\n".encode())
             log_fh.close()
+            _redact_log(log, log_start)
     seconds = time.monotonic() - start
     out_text = "" if capture_bytes else (out or b"").decode("utf-8", "replace")
     err_text = (err or b"").decode("utf-8", "replace")

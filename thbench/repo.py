@@ -42,7 +42,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from thbench import proc
+from thbench import proc, redaction
 from thbench.errors import UserError
 from thbench.specs import Repo
 from thbench.weights import MIRROR_VAR, rewrite_url  # one mirror rule for clones and downloads
@@ -225,6 +225,8 @@ def _fetch_commit(repo: Repo, work: Path, log: Path | None) -> None:
             f"{', '.join(lacking)}, which [repo] exclude does not cover ({_reason(err.tail)})",
             "use a mirror that holds them, or, if the inference never reads them, add them to "
             "[repo] exclude in the spec") from None
+    if (stored := redaction.without_credentials(url)) != url:  # .git/config keeps no password
+        _git(work, "remote", "set-url", "origin", stored, log=log)
     head = _git(work, "rev-parse", "HEAD", log=log, capture=True).stdout.strip()
     if head != repo.commit:  # not expected from any git; but never hand out the wrong code
         raise UserError(f"checking out {repo.commit} from {url} gave {head}", _tip(repo, url))

@@ -70,6 +70,8 @@ class Gpu(StrEnum):
     REQUIRED = "required"  # upstream code is CUDA-only
 
 
+DEFAULT_TTS = "piper"  # the backend `invoke run --text` speaks with unless told
+
 # Placeholders an argv template may use, per kind, and what each expands to.
 PLACEHOLDERS: dict[Kind, dict[str, str]] = {
     Kind.MODEL: {
