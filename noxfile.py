@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import nox
 
 from thbench import specs  # light: TOML and dataclasses; the rest is imported on first use
-from thbench.errors import UserError, print_error
+from thbench.errors import DISK_ERRORS, UserError, disk_error, print_error
 from thbench.specs import Kind
 
 nox.options.default_venv_backend = "none"
@@ -29,11 +29,16 @@ except UserError as err:  # a broken spec stops everything, loudly, with every p
 
 @contextmanager
 def _errors_end(session: nox.Session) -> Iterator[None]:
-    """A UserError becomes its ERROR + TIP lines and a failed session, not a traceback."""
+    """A UserError becomes its ERROR + TIP lines and a failed session, not a traceback; so does
+    a disk that cannot be written (full, read-only, a file where a folder should be)."""
     try:
         yield
     except UserError as err:
         _fail(session, err)
+    except OSError as err:
+        if err.errno not in DISK_ERRORS:
+            raise
+        _fail(session, disk_error(err))
 
 
 def _fail(session: nox.Session, err: UserError) -> None:
@@ -54,9 +59,9 @@ def _setup_options(session: nox.Session) -> argparse.Namespace:
     try:
         known, unknown = parser.parse_known_args(session.posargs)
     except argparse.ArgumentError as err:
-        session.error(f"{err}; {options}")
+        _fail(session, UserError(str(err), options))
     if unknown:
-        session.error(f"unknown option {' '.join(unknown)}; {options}")
+        _fail(session, UserError(f"unknown option {' '.join(unknown)}", options))
     return known
 
 
@@ -86,7 +91,7 @@ def _rehearse_session(spec: specs.Spec) -> None:
     def session(s: nox.Session) -> None:
         unknown = [a for a in s.posargs if a not in ("--force", "--offline")]
         if unknown:
-            s.error(f"unknown option {' '.join(unknown)}; options: --force, --offline")
+            _fail(s, UserError(f"unknown option {' '.join(unknown)}", "options: --force, --offline"))
         with _errors_end(s):
             from thbench import cli
 
@@ -152,3 +157,39 @@ def locks(session: nox.Session) -> None:
     outcomes = lockfiles.check_all(with_lock, update=update)
     if err := lockfiles.verdict(outcomes, updated=update):
         _fail(session, err)
+
+
+def _asked_sessions(argv: list[str]) -> list[str]:
+    """The session names given with -s/-e/--session(s) on nox's own command line."""
+    asked, taking = [], False
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if arg in ("-s", "-e", "--session", "--sessions"):
+            taking = True
+        elif arg.startswith(("--session=", "--sessions=")):
+            asked += arg.split("=", 1)[1].split(",")
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            asked += arg.split(",")
+    return [name for name in asked if name]
+
+
+def _refuse_unknown_sessions() -> None:
+    """`nox -s setup-stil` is one ERROR + TIP with the near names, not nox's bare "Sessions not
+    found" (nox reads this file before it looks the names up)."""
+    import difflib
+
+    known = set(nox.registry.get())
+    unknown = [name for name in _asked_sessions(sys.argv) if name not in known]
+    if unknown:
+        near = list(dict.fromkeys(n for name in unknown  # closest first
+                                  for n in difflib.get_close_matches(name, known, 2, 0.8)))
+        print_error(UserError(f"no session {', '.join(unknown)}" + (
+            f"; did you mean {', '.join(near)}?" if near else ""),
+            "list them with `uv run nox -l`"))
+        sys.exit(2)
+
+
+_refuse_unknown_sessions()

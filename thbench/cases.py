@@ -193,7 +193,11 @@ def _file(table: dict, key: str, index: int, folder: Path, bad, example: str,
     if not isinstance(value, str) or not value:
         bad(index, key, "must be a path (relative to the cases file)", example)
         return None
-    path = (folder / Path(value).expanduser()).resolve()
+    try:
+        path = media.resolve_input(folder / Path(value).expanduser(), key)
+    except UserError as err:
+        bad(index, key, err.message, example)
+        return None
     try:
         media.validate_image(path) if key == "image" else media.validate_audio(path)
     except UserError as err:

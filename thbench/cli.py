@@ -192,7 +192,7 @@ def bench(request: benches.Request | None, options: executors.Options, *,
 def score_video(video: Path, image: Path, *, label: str | None = None,
                 outputs: Path | None = None, metrics: str | None = None) -> dict:
     """Score a video made anywhere into outputs/scores/<id>/score.json; print its metrics."""
-    video, image = video.expanduser().resolve(), image.expanduser().resolve()
+    video, image = media.resolve_input(video, "video"), media.resolve_input(image, "image")
     media.validate_image(image)
     score.require_video(video)  # before the score folder: a mistake leaves nothing behind
     names = benches.parse_names(metrics, "metrics", "face,identity") if metrics else None

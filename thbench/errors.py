@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -31,6 +32,18 @@ def print_error(err: UserError) -> None:
     print(f"TIP: {redact(err.tip)}", file=sys.stderr)
 
 
+# The disk refusing a write: the user's to fix (room, permissions), not a bug to trace back.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.ENOTDIR, errno.EEXIST)
+
+
+def disk_error(err: OSError) -> UserError:
+    where = f" {err.filename}" if err.filename else " to the disk"
+    return UserError(f"cannot write{where}: {err.strerror or err}",
+                     "free space or fix permissions there (--outputs DIR / THB_OUTPUTS_DIR and "
+                     "THB_ENVS_DIR move what is written), then run the same command again; "
+                     "earlier runs and envs are untouched", exit_code=1)
+
+
 def exits_cleanly(func: F) -> F:
     """Turn a UserError raised by ``func`` into ERROR + TIP and a non-zero exit, no traceback."""
 
@@ -44,5 +57,10 @@ def exits_cleanly(func: F) -> F:
         except KeyboardInterrupt:
             print("ERROR: interrupted", file=sys.stderr)
             raise SystemExit(130) from None
+        except OSError as err:
+            if err.errno not in DISK_ERRORS:
+                raise
+            print_error(disk_error(err))
+            raise SystemExit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -232,6 +232,17 @@ def _float(value: object) -> float | None:
 
 # --- the user's inputs ---------------------------------------------------------------------------
 
+def resolve_input(path: Path, what: str) -> Path:
+    """``path`` made absolute with its links followed; a link loop is the user's ERROR, not a
+    RuntimeError (Python 3.11's resolve)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as err:
+        shown = shlex.quote(str(path))
+        raise UserError(f"the {what} {path} cannot be followed: {err}",
+                        f"point it at the real file: `ls -l {shown}`") from None
+
+
 def _require_readable_file(path: Path, what: str) -> None:
     shown = shlex.quote(path_arg(path))
     if not path.exists():

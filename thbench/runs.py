@@ -33,7 +33,7 @@ from pathlib import Path
 from rich.console import Console
 
 import thbench
-from thbench import check, envs, gpu, inference, media, paths, proc, rehearsal, resources, specs
+from thbench import check, envs, gpu, inference, media, paths, proc, rehearsal, resources, specs, speech_audio
 from thbench import speech as speech_mod  # `speech` is the run's WAV below
 from thbench.errors import UserError
 from thbench.face import face_check
@@ -235,10 +235,13 @@ IMAGE_SUFFIX = {"png": ".png", "mjpeg": ".jpg", "webp": ".webp", "bmp": ".bmp", 
 def run(req: Request) -> Result:
     """Validate, make the run folder, then speech → inference → check, recording each stage."""
     model, tts, outputs = _validate(req)
-    image = req.image.expanduser().resolve()
-    audio = req.audio.expanduser().resolve() if req.audio else None
+    image = media.resolve_input(req.image, "image")
+    audio = media.resolve_input(req.audio, "audio") if req.audio else None
     image_info = media.validate_image(image)
     audio_info = media.validate_audio(audio) if audio else None
+    if audio and speech_audio.loudness(audio) is None:  # a lip-sync model would get nothing
+        raise UserError(f"the audio {audio} is silent from start to end",
+                        "give a recording with speech in it, or --text to have it spoken")
     gpus = require_gpu(model, req.rehearse)  # before the env: no point setting up what cannot run
     model_env = envs.require_ready(model, rehearse=req.rehearse)
     plan = None  # the voice (fetched once), its licence and the text's language, checked
