@@ -136,7 +136,7 @@ def test_unknown_conda_env_name(local_file, tmp_path, monkeypatch):
     # `info --json` says nothing: the first entry is base when it holds the others' envs/
     (None, CONDA_ENV_LIST, "/opt/conda"),
     # micromamba with no base env listed: the prefix-only env is not base
-    (None, {"envs": ["/scratch/th", "/home/me/micromamba/envs/wav2lip"]}, None),
+    (None, {"envs": ["/scratch/th", "/path/to/micromamba/envs/wav2lip"]}, None),
 ])
 def test_conda_base_is_the_root_prefix(tmp_path, monkeypatch, info, listing, base):
     conda_standin(tmp_path / "bin", monkeypatch, info, listing)

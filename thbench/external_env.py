@@ -155,7 +155,7 @@ def _root_prefix(tool: str, prefixes: list[Path]) -> Path | None:
 
 
 def _require_python(python: Path, ref: str) -> Path:
-    tip = ("point it at a Python interpreter, e.g. python:/home/me/venvs/still/bin/python "
+    tip = ("point it at a Python interpreter, e.g. python:/path/to/venvs/still/bin/python "
            "(`which python` inside the env prints it)")
     if not python.is_file():
         raise UserError(f"{ref}: {python} does not exist", tip)

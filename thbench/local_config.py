@@ -5,11 +5,11 @@ names::
 
     [models.wav2lip]
     env = "conda:wav2lip"                    # a conda env by name, or "conda:/opt/envs/wav2lip"
-    repo = "/home/me/src/Wav2Lip"            # optional: an existing upstream checkout
-    weights = "/home/me/weights/wav2lip"     # optional: a folder laid out as the spec's dests
+    repo = "/path/to/src/Wav2Lip"            # optional: an existing upstream checkout
+    weights = "/path/to/weights/wav2lip"     # optional: a folder laid out as the spec's dests
 
     [models.still]
-    env = "python:/home/me/venvs/still/bin/python"
+    env = "python:/path/to/venvs/still/bin/python"
 
 ``env = "uv"`` (the default) is the project's own uv env. ``THB_ENV_<MODEL>`` (``THB_ENV_STILL``,
 ``THB_ENV_V_EXPRESS``) sets one model's ``env`` and wins over the file; ``repo`` and
@@ -151,7 +151,7 @@ def _entry(name: str, table: dict, where: str, problems: list[str]) -> ModelLoca
         folder = Path(value).expanduser() if isinstance(value, str) and value else None
         if folder is None or not folder.is_absolute():
             problems.append(f"{where}.{key} = {value!r}: must be an absolute folder path "
-                            f'(e.g. {key} = "/home/me/src/{name}")')
+                            f'(e.g. {key} = "/path/to/src/{name}")')
         elif not folder.is_dir():
             problems.append(f"{where}.{key} = {value!r}: no such folder")
         else:
