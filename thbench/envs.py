@@ -16,16 +16,13 @@ is stored once and linked into each env (reflink or hardlink where the filesyste
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -33,20 +30,13 @@ from urllib.request import url2pathname
 from rich.console import Console
 
 from thbench import gpu, health, library_logs, paths, proc, profiles, reach, rehearsal, repo, weights
+from thbench.env_stamp import _torch_dist_version, build_stamp
 from thbench.errors import UserError
 from thbench.files import atomic_write_text, waiting_lock
+from thbench.interpreters import find_python, uv_binary
 from thbench.specs import DEFAULT_PROFILE, Spec, pin_name
 
-STAMP_SCHEMA = 1
 console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def uv_binary() -> str:
-    """The uv that runs us (``uv run`` sets UV) or the one on PATH."""
-    found = os.environ.get("UV") or shutil.which("uv")
-    if not found:
-        raise UserError("uv not found", "run `python3 bootstrap/bootstrap.py` to install it")
-    return found
 
 
 @dataclass(frozen=True)
@@ -150,12 +140,6 @@ def _external(spec: Spec):
     return external_env.configured(spec)
 
 
-def _torch_dist_version(venv: Path) -> str | None:
-    """torch's version from its dist-info folder name: no interpreter start needed."""
-    found = sorted(venv.glob("lib/python3*/site-packages/torch-*.dist-info"))
-    return found[0].name.removeprefix("torch-").removesuffix(".dist-info") if found else None
-
-
 def require_ready(spec: Spec, *, rehearse: bool = False) -> Env:
     """The env of ``spec`` (in the profile it was set up with) if current, else ERROR + TIP.
 
@@ -185,63 +169,6 @@ def require_ready(spec: Spec, *, rehearse: bool = False) -> Env:
         f"{what} '{spec.name}' is {state} (env: {env.root})",
         f"run `uv run nox -s {spec.setup_session}"
         + (" -- --rehearse" if rehearse else "") + "`, then the same command again",
-    )
-
-
-# --- finding an interpreter -------------------------------------------------------------------
-
-
-def _runs(python: Path, version: str) -> bool:
-    try:
-        out = proc.run(
-            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture=True, timeout=60,
-        ).stdout.strip()
-    except (proc.CommandFailed, UserError):
-        return False
-    return out == version
-
-
-def _pyenv_candidates(version: str) -> list[Path]:
-    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    found = glob.glob(str(root / "versions" / f"{version}.*" / "bin" / f"python{version}"))
-
-    def patch(path: str) -> int:
-        number = Path(path).parent.parent.name.split(".")[2]
-        return int(number) if number.isdigit() else -1
-
-    return [Path(p) for p in sorted(found, key=patch, reverse=True)]
-
-
-def find_python(version: str, log: Path | None = None, *, install: bool = True) -> Path | None:
-    """An interpreter for ``version`` (e.g. "3.10"): uv's, then pyenv's, else ``uv python install``.
-
-    ``uv python install`` honours ``UV_PYTHON_INSTALL_MIRROR`` for hosts that cannot reach GitHub.
-    """
-    uv = uv_binary()
-
-    def uv_find() -> Path | None:  # uv-managed or on PATH; never a venv's, never a download
-        found = proc.run([uv, "python", "find", "--system", "--no-project", version],
-                         env={"UV_PYTHON_DOWNLOADS": "never"}, capture=True, check=False,
-                         timeout=120)
-        return Path(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None
-
-    if found := uv_find():
-        return found
-    for candidate in _pyenv_candidates(version):
-        if _runs(candidate, version):
-            return candidate
-    if not install:
-        return None
-    installed = proc.run([uv, "python", "install", version], log=log, check=False, timeout=1800)
-    if installed.returncode == 0 and (found := uv_find()):
-        return found
-    mirror = os.environ.get("UV_PYTHON_INSTALL_MIRROR")
-    raise UserError(
-        f"Python {version} is not installed and `uv python install {version}` failed"
-        + (f" (mirror: {mirror})" if mirror else "") + (f"; see {log}" if log else ""),
-        f"install Python {version} (e.g. `pyenv install {version}`) or set "
-        "UV_PYTHON_INSTALL_MIRROR to a python-build-standalone mirror, then run the setup again",
     )
 
 
@@ -399,28 +326,5 @@ def _build(env: Env) -> dict:
         console.print(f"  [green]✓[/] {len(spec.weights)} weights present and verified")
     with _step("health check: " + (", ".join(spec.imports) or "interpreter"), took, "health"):
         report = health.health_check(env, expected=constraints)
-    return {
-        "schema": STAMP_SCHEMA,
-        "env": spec.env_id,
-        "profile": spec.profile,
-        "identity": env.identity,
-        "spec_sha256": spec.sha256,
-        "lock_sha256": spec.lock_sha256,
-        "repo": {"url": spec.repo.url, "commit": spec.repo.commit,
-                 "excluded": repo.excluded_paths(env.repo)} if spec.repo else None,
-        "weights": [{"dest": i.weight.dest, "sha256": i.sha256 or i.weight.sha256,
-                     "source": i.source}
-                    for i in fetched.items] if fetched else [],
-        "rehearsal": {"standins": standins, "seed": rehearsal.SEED,
-                      "torch": spec.rehearsal.torch_why if spec.rehearsal.torch else None}
-        if env.rehearse else None,
-        "python": report["python"],
-        "interpreter": str(interpreter),
-        "torch": {**report["torch"], "dist": _torch_dist_version(env.venv)}
-        if report["torch"] else None,
-        **gpu.driver_record(),  # gpu_driver, driver_cuda: the driver that torch build was checked on
-        "packages": report["packages"],
-        "steps": took,
-        "uv": proc.run([uv, "--version"], capture=True).stdout.strip(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    return build_stamp(env, interpreter=interpreter, report=report, fetched=fetched,
+                       standins=standins, took=took, uv=uv)

@@ -17,17 +17,14 @@ after that is recorded in ``run.json`` as ``"status": "failed"`` with the stage 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -37,10 +34,17 @@ from thbench import check, envs, gpu, inference, media, paths, proc, rehearsal, 
 from thbench import speech as speech_mod  # `speech` is the run's WAV below
 from thbench.errors import UserError
 from thbench.face import face_check
-from thbench.files import atomic_write_text, sha256_file
+from thbench.files import sha256_file
+from thbench.run_record import (  # noqa: F401  (new_run_id, read_record: importers read them here)
+    first_record,
+    make_run_dir,
+    new_run_id,
+    now,
+    read_record,
+    write_record,
+)
 from thbench.specs import Gpu, Kind, Spec
 
-RUN_SCHEMA = 1
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -144,40 +148,7 @@ def require_gpu(model: Spec, rehearse: bool = False) -> list[gpu.Gpu]:
     return found
 
 
-# --- the run folder and its record ---------------------------------------------------------
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def read_record(run_dir: Path) -> dict:
-    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-
-
-def write_record(run_dir: Path, record: dict) -> None:
-    atomic_write_text(run_dir / "run.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-
-
-def _make_run_dir(outputs: Path, model: str) -> tuple[str, Path]:
-    for _ in range(20):
-        run_id = new_run_id()
-        run_dir = outputs / model / run_id
-        try:
-            run_dir.mkdir(parents=True)  # never exist_ok: an earlier run is never touched
-            return run_id, run_dir
-        except FileExistsError:
-            continue
-        except OSError as err:
-            raise UserError(f"cannot make a run folder under {outputs}: {err.strerror or err}",
-                            "pass --outputs DIR (or set THB_OUTPUTS_DIR) to a folder you can "
-                            "write to") from None
-    raise UserError(f"no free run id under {outputs / model} after 20 tries",
-                    "run the same command again")
+# --- recording the stages (the folder and run.json's first form: run_record.py) ------------
 
 
 def _tool_versions() -> dict:
@@ -255,44 +226,13 @@ def run(req: Request) -> Result:
         raise UserError("--offline needs `unshare` (util-linux) to cut the network off, and it is "
                         "not on PATH", "install util-linux, or run without --offline")
 
-    run_id, run_dir = _make_run_dir(outputs, model.name)
+    run_id, run_dir = make_run_dir(outputs, model.name)
     input_image = run_dir / ("input" + IMAGE_SUFFIX.get(image_info.codec, ".png"))
     speech, work_dir = run_dir / "speech.wav", run_dir / "work"
-    record: dict = {
-        "schema": RUN_SCHEMA,
-        "run_id": run_id,
-        "model": model.name,
-        "baseline": model.baseline,
-        "rehearsal": {"standins": True, "argv": extra, "reached": None} if req.rehearse else None,
-        "status": "running",
-        "failure": None,
-        "created": now(),
-        "finished": None,
-        "inputs": {
-            "image": {"source": str(image), "file": input_image.name,
-                      "width": image_info.width, "height": image_info.height},
-            "text": req.text,
-            "audio": ({"source": str(audio), "seconds": round(audio_info.duration, 3)}
-                      if audio and audio_info else None),
-            "tts": tts.name if tts else None,
-            "speech_settings": req.speech_settings.to_dict() if tts else None,
-            "face": face,
-        },
-        "model_spec": {"path": str(model.path.relative_to(model.path.parents[2])),
-                       "sha256": model.sha256, "gpu": model.gpu.value},
-        "env": model_env.read_stamp(),
-        "tts_env": tts_env.read_stamp() if tts_env else None,
-        "gpus": [g.__dict__ for g in gpus],
-        **gpu.driver_record(gpus),  # gpu_driver, driver_cuda: next to the env stamp's torch build
-        "host": resources.host_info(),
-        "measurements": None,
-        "network": "none: inference ran under `unshare --net`" if req.offline else None,
-        "tools": None,
-        "stages": {},
-        "speech": None,
-        "video": None,
-        "check": None,
-    }
+    record = first_record(req, run_id, model, tts, extra=extra, image=image,
+                          input_image=input_image, image_info=image_info, audio=audio,
+                          audio_info=audio_info, face=face, model_env=model_env,
+                          tts_env=tts_env, gpus=gpus)
     write_record(run_dir, record)  # first thing in the folder: whatever happens next is recorded
     with _recorded_on_error(run_dir, record):
         if req.started:
