@@ -5,14 +5,14 @@
     uv run python benchmarks/bad_inputs.py       # about 3-4 minutes on 2 cores
     uv run python benchmarks/bad_inputs.py --only image --keep
 
-A mistake must end in one ERROR line and one TIP line, a non-zero exit, no traceback and
-nothing written; an odd-but-valid input must work (exit 0). For every case the outputs folder
-and the envs folder are snapshot before and after (a hash over each file's path, size and
-mtime, symlinks not followed): a file made earlier that changed or went is "CHANGED", and so is
-a new file anywhere but in a run folder the case made itself. Cases needing a mount (a
-read-only or a full disk) run only as root; "unreadable" runs without the root capabilities
-that read anything (setpriv), else is marked not applicable. Exit status 0 when every case
-passes; `--json PATH` writes every result.
+A mistake must end in one ERROR line and one TIP line (each holding the words its case names),
+a non-zero exit, no traceback and nothing written; an odd-but-valid input must work (exit 0).
+For every case the outputs folder and the envs folder are snapshot before and after (a hash
+over each file's path, size and mtime, symlinks not followed): a file made earlier that changed
+or went is "CHANGED", and so is a new file anywhere but in a run folder the case made itself.
+Cases needing a mount (a read-only or a full disk) run only as root; "unreadable" runs without
+the root capabilities that read anything (setpriv), else is marked not applicable. Exit status
+0 when every case passes; `--json PATH` writes every result.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from rich.markup import escape
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bad_input_files import Case, cases, make_all, ready  # noqa: E402
+from bad_input_cases import Case, cases, ready  # noqa: E402
+from bad_input_files import make_all  # noqa: E402
 
 from thbench import envs, paths, proc, resources, specs  # noqa: E402
 from thbench.errors import UserError, print_error  # noqa: E402
@@ -54,6 +55,7 @@ class Outcome:
     expect: str
     exit: int | None = None
     error: str = ""
+    tip: str = ""  # the first TIP line
     tips: int = 0
     errors: int = 0
     traceback: bool = False
@@ -184,9 +186,9 @@ def run_case(case: Case, roots: list[Path], outputs: Path, base_env: dict,
     text = (done.stdout + "\n" + done.stderr).replace(str(work), "$WORK")  # short, same each run
     lines = [line.strip() for line in text.splitlines()]
     errors = [line for line in lines if line.startswith("ERROR:")]
-    out.exit, out.errors = done.returncode, len(errors)
-    out.tips = sum(line.startswith("TIP:") for line in lines)
-    out.error = errors[0] if errors else ""
+    tips = [line for line in lines if line.startswith("TIP:")]
+    out.exit, out.errors, out.tips = done.returncode, len(errors), len(tips)
+    out.error, out.tip = (errors or [""])[0], (tips or [""])[0]
     out.traceback = "Traceback (most recent call last)" in text
     problems = _problems(case, out)
     out.verdict, out.why = ("FAIL", "; ".join(problems)) if problems else ("pass", "")
@@ -213,6 +215,7 @@ def _problems(case: Case, out: Outcome) -> list[str]:
     if out.errors != 1 or out.tips != 1:
         found.append(f"{out.errors} ERROR and {out.tips} TIP lines (want 1 and 1)")
     found += [f"ERROR lacks {word!r}" for word in case.words if word not in out.error]
+    found += [f"TIP lacks {word!r}" for word in case.tip_words if word not in out.tip]
     if out.new_files:
         found.append(f"{out.new_files} new files left behind")
     return found

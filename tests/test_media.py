@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import types
 import wave
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from thbench import media, proc
+from thbench import image_header, media, proc
 from thbench.errors import UserError
+
+from .test_image_header import DQT, EOI, JFIF, SOI, frame, png_header
 
 
 def ffmpeg(*args: str | Path) -> Path:
@@ -111,11 +114,86 @@ def test_an_unreadable_image_says_so(tmp_path):
     assert "is not readable" in err.message and "chmod" in err.tip
 
 
-@pytest.mark.parametrize("size", ["32x96", "4100x64"])
-def test_absurd_sizes_are_refused_with_the_limits(tmp_path, size):
+@pytest.mark.parametrize(("size", "limit"), [("32x96", "at least 64"), ("4100x64", "at most 4096")])
+def test_absurd_sizes_are_refused_with_the_limits(tmp_path, size, limit):
     err = user_error(media.validate_image, picture(tmp_path / "face.png", size))
     assert f"is {size} pixels" in err.message and "between 64 and 4096" in err.message
-    assert "scale=" in err.tip
+    assert err.tip.startswith(f"resize it to {limit} px a side: `ffmpeg -i ") and "scale=" in err.tip
+
+
+def test_a_picture_too_big_for_ffmpeg_is_told_to_resize_not_re_save(tmp_path, monkeypatch):
+    monkeypatch.setattr(proc, "run", lambda *a, **kw: pytest.fail(f"ran {a[0]}"))  # the header says
+    err = user_error(media.validate_image, png_header(tmp_path / "huge.png", 20000, 20000))
+    assert err.message.endswith("huge.png is 20000x20000 pixels; each side must be between 64 and 4096")
+    assert err.tip == ("resize it to at most 4096 px a side in an image editor "
+                       "(ffmpeg cannot decode a picture this big)")
+
+
+def test_without_a_header_ffmpegs_refusal_to_decode_gives_the_sides(tmp_path, monkeypatch):
+    # as for a format the header reader does not know: ffprobe says 0x0, ffmpeg names the size
+    monkeypatch.setattr(image_header, "sides", lambda path: None)
+    err = user_error(media.validate_image, png_header(tmp_path / "huge.png", 20000, 20000))
+    assert "is 20000x20000 pixels" in err.message and "in an image editor" in err.tip
+
+
+def test_a_small_file_of_enormous_pixels_is_refused_without_probing(tmp_path, monkeypatch):
+    # 16000 x 16000 16-bit RGBA is 2 GB of pixels, and ffprobe decodes them all to learn the size
+    path = png_header(tmp_path / "huge.png", 16000, 16000, depth=16, colour=6)
+    monkeypatch.setattr(proc, "run", lambda *a, **kw: pytest.fail(f"ran {a[0]}"))
+    monkeypatch.setattr(media, "probe", lambda *a, **kw: pytest.fail("probed"))
+    err = user_error(media.validate_image, path)
+    assert err.message == f"{path} is 16000x16000 pixels; each side must be between 64 and 4096"
+    assert err.tip == (f"resize it to at most 4096 px a side: `ffmpeg -i {path} -vf scale=512:-2 "
+                       "photo.png`, then pass photo.png")  # ffmpeg can still decode this one
+
+
+def test_a_jpeg_too_big_for_ffmpeg_is_refused_from_its_frame_header(tmp_path, monkeypatch):
+    path = tmp_path / "huge.jpg"
+    path.write_bytes(SOI + JFIF + DQT + frame(0xC2, 30000, 20000) + EOI)
+    monkeypatch.setattr(media, "probe", lambda *a, **kw: pytest.fail("probed"))
+    err = user_error(media.validate_image, path)
+    assert "is 30000x20000 pixels" in err.message and "in an image editor" in err.tip
+
+
+def test_a_header_within_bounds_still_leaves_ffprobe_to_judge(tmp_path):
+    # the header only ever refuses: 128x96 said, but no pixels follow it
+    err = user_error(media.validate_image, png_header(tmp_path / "face.png", 128, 96))
+    assert "is not an image" in err.message
+
+
+@pytest.mark.parametrize(("width", "height"), [(16255, 16255), (16256, 16256), (130000, 1000),
+                                               (300000, 1000), (1000, 300000)])
+def test_ffmpeg_decodes_agrees_with_ffmpeg(tmp_path, width, height):
+    error = media.decode_error(png_header(tmp_path / "big.png", width, height), "-frames:v", "1")
+    assert image_header.ffmpeg_decodes(width, height) is not bool(media.TOO_BIG_TO_DECODE.search(error or ""))
+
+
+def test_sides_ffprobe_reads_are_refused_before_decoding(tmp_path, monkeypatch):
+    path = picture(tmp_path / "wide.png", "5000x300")
+    monkeypatch.setattr(media, "decode_error", lambda *a, **kw: pytest.fail("decoded"))
+    err = user_error(media.validate_image, path)
+    assert "is 5000x300 pixels" in err.message and "at most 4096 px a side" in err.tip
+
+
+def test_an_image_enormous_in_bytes_is_refused_by_its_size_alone(tmp_path, monkeypatch):
+    path = picture(tmp_path / "face.png")
+    os.truncate(path, 1 << 30)  # sparse: a valid PNG and 1 GiB of zeros, no disk used
+    monkeypatch.setattr(proc, "run", lambda *a, **kw: pytest.fail(f"ran {a[0]}"))
+    monkeypatch.setattr(media, "probe", lambda *a, **kw: pytest.fail("probed"))
+    err = user_error(media.validate_image, path)
+    assert err.message == f"{path} is 1074 MB; an image must be at most 200 MB"
+    assert err.tip == ("save it as a PNG or JPEG at most 4096 px a side (a photo that size is "
+                       "a few MB) and pass that file")
+
+
+def test_an_image_at_the_byte_cap_goes_on_to_be_probed(tmp_path, monkeypatch):
+    path = picture(tmp_path / "face.png")
+    os.truncate(path, media.MAX_IMAGE_BYTES)
+    probed = []
+    monkeypatch.setattr(media, "probe",
+                        lambda path, **kw: probed.append(path) or {"streams": [], "format": {}})
+    assert "is not an image" in user_error(media.validate_image, path).message  # no streams
+    assert probed == [path]
 
 
 # --- audio ---------------------------------------------------------------------------------------
@@ -162,6 +240,18 @@ def test_audio_over_the_limit_is_refused_with_a_trim_command(tmp_path):
     err = user_error(media.validate_audio, path, 2.5)
     assert "3.0 s long; the limit is 2.5 s" in err.message and "-t 2.5" in err.tip
     assert media.validate_audio(path, 3.5).duration == pytest.approx(3.0)
+
+
+def test_audio_enormous_in_bytes_is_judged_by_its_duration(tmp_path):
+    # No byte cap for audio: ffprobe reads its header only, and a valid 600 s can be 900 MB.
+    path = tmp_path / "long.wav"  # 8 kHz 16-bit mono, a header claiming 1 GiB of samples
+    data = (1 << 30) - 44
+    path.write_bytes(b"RIFF" + struct.pack("<I", data + 36) + b"WAVEfmt "
+                     + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+                     + b"data" + struct.pack("<I", data))
+    os.truncate(path, 1 << 30)
+    err = user_error(media.validate_audio, path)
+    assert "is 67108.9 s long; the limit is 600 s" in err.message and "trim it" in err.tip
 
 
 def test_missing_audio_and_a_directory_are_refused(tmp_path):

@@ -20,7 +20,7 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from thbench import proc, tools
+from thbench import image_header, proc, tools
 from thbench.errors import UserError
 
 INSTALL_TIP = ("run `python3 bootstrap/bootstrap.py` (installs Debian's ffmpeg, or without "
@@ -30,6 +30,15 @@ STILL_IMAGE_CODECS = frozenset({"png", "mjpeg", "webp", "bmp", "tiff"})
 # ...and the demuxers that read them: `image2` or `<codec>_pipe`. An MJPEG .avi is a video.
 STILL_IMAGE_FORMATS = ("image2", "_pipe")
 MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 64, 4096  # the output check's bounds: models keep the size
+# ffmpeg's words (libavutil's av_image_check_size) for a picture too big to decode at all,
+# past about 16000 x 16000 (``image_header.ffmpeg_decodes``); ffprobe then reports its sides as 0.
+TOO_BIG_TO_DECODE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
+# Checked with stat() before ffprobe: probing reads a picture whole, twice over (a 1 GiB PNG
+# took ffprobe 2.1 GB of RAM). The biggest still within the sides above, uncompressed 16-bit
+# RGBA (4096 x 4096 x 8 bytes), is 134 MB, so 200 MB refuses no photo the models could take.
+MAX_IMAGE_BYTES = 200_000_000
+# No such cap for audio: probing it reads only the headers (a valid 1 GiB WAV: 54 MB, 0.1 s),
+# and 600 s of 8-channel 48 kHz float32 is a valid 920 MB; its duration limit is the one.
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 PROBE_TIMEOUT = 60.0
 DECODE_TIMEOUT = 600.0
@@ -222,6 +231,11 @@ def _describe(info: dict) -> str:
     return f"{info['format'].get('format_name', '?')}: {', '.join(codecs) or 'no streams'}"
 
 
+def _megabytes(size: int) -> str:
+    """A file size as people read one, e.g. '1074 MB' (decimal, as file managers show it)."""
+    return f"{size / 1e6:.0f} MB"
+
+
 def _float(value: object) -> float | None:
     try:
         number = float(value)  # type: ignore[arg-type]
@@ -258,10 +272,24 @@ def _require_readable_file(path: Path, what: str) -> None:
 
 
 def validate_image(path: Path) -> ImageInfo:
-    """The user's photo: one decodable still picture, each side in [64, 4096] pixels."""
+    """The user's photo: at most 200 MB, one still picture, each side in [64, 4096] pixels,
+    decodable; the cheap checks first, so nothing big is read or decoded.
+
+    The sides come first from the file's header (PNG, JPEG, BMP, WebP), as ffprobe decodes
+    the picture to learn them: a 2 MB PNG can hold 2 GB of pixels. That only ever refuses;
+    a picture the header passes, or one it cannot tell, is still ffprobe's to judge."""
     path = Path(path)
     _require_readable_file(path, "image")
     shown = shlex.quote(path_arg(path))
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise UserError(f"{path} is {_megabytes(size)}; an image must be at most "
+                        f"{_megabytes(MAX_IMAGE_BYTES)}",
+                        f"save it as a PNG or JPEG at most {MAX_IMAGE_SIDE} px a side (a photo "
+                        "that size is a few MB) and pass that file")
+    stated = image_header.sides(path)
+    if stated:
+        _require_sides(path, *stated, decodable=image_header.ffmpeg_decodes(*stated))
     convert = f"convert it to PNG: `ffmpeg -i {shown} photo.png`, then pass photo.png"
     info = probe(path, tip=f"give a PNG or JPEG photo; if it is one, {convert}",
                  expected="an image")
@@ -272,17 +300,33 @@ def validate_image(path: Path) -> ImageInfo:
             or not container.endswith(STILL_IMAGE_FORMATS)):
         raise UserError(f"{path} is not an image (ffprobe sees: {_describe(info)})",
                         f"give a PNG or JPEG photo; {convert}")
+    width, height = int(videos[0].get("width") or 0), int(videos[0].get("height") or 0)
+    if width and height:  # sides known: judged before decoding (400 MB of pixels in 270 KB)
+        _require_sides(path, width, height)
     error = decode_error(path, "-frames:v", "1", timeout=PROBE_TIMEOUT)
+    too_big = TOO_BIG_TO_DECODE.search(error or "")
+    if too_big:  # ffprobe said 0x0: the decoder refused the size in the header
+        _require_sides(path, int(too_big[1]), int(too_big[2]), decodable=False)
     if error:
         raise UserError(f"{path} is not an image ffmpeg can decode: {error}",
                         f"re-save it from an image editor, or {convert}")
-    width, height = int(videos[0].get("width") or 0), int(videos[0].get("height") or 0)
-    if not (MIN_IMAGE_SIDE <= min(width, height) and max(width, height) <= MAX_IMAGE_SIDE):
-        raise UserError(
-            f"{path} is {width}x{height} pixels; each side must be between "
-            f"{MIN_IMAGE_SIDE} and {MAX_IMAGE_SIDE}",
-            f"resize it: `ffmpeg -i {shown} -vf scale=512:-2 photo.png`, then pass photo.png")
+    _require_sides(path, width, height)
     return ImageInfo(width, height, codec)
+
+
+def _require_sides(path: Path, width: int, height: int, *, decodable: bool = True) -> None:
+    """Each side in [64, 4096] pixels, else an ERROR whose TIP resizes it (with ffmpeg, where
+    ffmpeg can decode it)."""
+    if MIN_IMAGE_SIDE <= min(width, height) and max(width, height) <= MAX_IMAGE_SIDE:
+        return
+    limit = (f"at most {MAX_IMAGE_SIDE}" if max(width, height) > MAX_IMAGE_SIDE
+             else f"at least {MIN_IMAGE_SIDE}")
+    how = (f": `ffmpeg -i {shlex.quote(path_arg(path))} -vf scale=512:-2 photo.png`, then pass "
+           "photo.png" if decodable else
+           " in an image editor (ffmpeg cannot decode a picture this big)")
+    raise UserError(f"{path} is {width}x{height} pixels; each side must be between "
+                    f"{MIN_IMAGE_SIDE} and {MAX_IMAGE_SIDE}",
+                    f"resize it to {limit} px a side{how}")
 
 
 def validate_audio(path: Path, max_seconds: float = DEFAULT_MAX_AUDIO_SECONDS) -> AudioInfo:
