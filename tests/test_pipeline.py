@@ -11,14 +11,11 @@ from PyPI; and a torch stand-in wheel from a local folder. Setup, the replaced-t
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
-from pathlib import Path
 
 import pytest
 
@@ -26,144 +23,32 @@ from thbench import envs, gpu, paths, proc, runs, specs
 from thbench.errors import UserError
 from thbench.specs import Kind
 
-from . import standins
+from . import standin_model, standins
+from .standin_model import ENCODER, git
 from .weight_server import COMMIT, serving
 
 pytestmark = pytest.mark.slow
-
-INFER = '''\
-"""Stand-in upstream model: checks its weights, then renders image + audio like `still`."""
-import argparse, hashlib, pathlib, subprocess, sys, wave
-import imageio_ffmpeg, torch
-
-p = argparse.ArgumentParser()
-p.add_argument("--image"); p.add_argument("--audio"); p.add_argument("--out")
-a, extra = p.parse_known_args()  # a rehearsal may add options; say what came
-print("extra options", extra)
-gain = pathlib.Path("checkpoints/gain.bin").read_bytes()  # cwd is the checkout, as upstream
-table = pathlib.Path("tables/lut/lut.txt").read_text()
-encoder = pathlib.Path("encoder/config.json").read_text()
-print("weights", hashlib.sha256(gain).hexdigest()[:12], table.strip(), encoder.strip(),
-      "torch", torch.__version__)
-with wave.open(a.audio) as w:
-    frames = round(w.getnframes() / w.getframerate() * 25)
-sys.exit(subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-loop", "1",
-    "-framerate", "25", "-i", a.image, "-i", a.audio, "-vf", "scale=256:256,format=yuv420p",
-    "-frames:v", str(frames), "-c:v", "libx264", "-c:a", "aac", a.out]).returncode)
-'''
-
-SPEC = """\
-schema = 1
-description = "stand-in upstream model for tests"
-python = "3.11"
-gpu = "optional"
-cpu_speed = "stand-in: about a second"
-requirements = "requirements.lock"
-imports = ["imageio_ffmpeg", "torch"]
-
-[torch]
-packages = ["torch==2.1.2+cpu"]
-index = "{wheels}"
-
-[repo]
-url = "https://github.com/example/standin"
-commit = "{commit}"
-
-[[weights]]
-url = "{gain_url}"
-dest = "checkpoints/gain.bin"
-size = {gain_size}
-sha256 = "{gain_sha}"
-
-[[weights]]
-url = "{lut_url}"
-dest = "downloads/lut.tar.gz"
-size = {lut_size}
-sha256 = "{lut_sha}"
-unpack = "tables/lut"
-
-[[weights]]
-dest = "encoder"
-hf_repo = "thb-test/standin"
-hf_folder = "model_ckpts/encoder"
-hf_revision = "{hub_commit}"
-
-[inference]
-argv = ["{{python}}", "{{repo}}/infer.py", "--image", "{{image}}", "--audio", "{{audio}}",
-        "--out", "{{work_dir}}/result.mp4"]
-cwd = "{{repo}}"
-output = "result.mp4"
-timeout = 300
-"""
-
-
-ENCODER = {"model_ckpts/encoder/config.json": b'{"dim": 4}\n',
-           "model_ckpts/encoder/weights.bin": bytes(range(256)) * 400}
-
-
-def git(*args: str | Path, cwd: Path | None = None) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    return proc.run(["git", *map(str, args)], cwd=cwd, env=env, capture=True).stdout.strip()
-
-
-def make_remote(mirror: Path) -> str:
-    """A bare repo at <mirror>/example/standin whose one commit holds infer.py."""
-    work = mirror.parent / "work"
-    work.mkdir()
-    git("init", "-q", work)
-    (work / "infer.py").write_text(INFER)
-    git("add", "infer.py", cwd=work)
-    git("commit", "-q", "-m", "stand-in model", cwd=work)
-    git("clone", "-q", "--bare", work, mirror / "example" / "standin")
-    return git("rev-parse", "HEAD", cwd=work)
-
-
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     """Spec root with the stand-in model, its remote, its weights server, its torch wheel."""
     root = tmp_path / "specs"
-    folder = root / "solutions" / "standin"
-    folder.mkdir(parents=True)
-    shutil.copyfile(paths.REPO_ROOT / "solutions/still/requirements.lock",
-                    folder / "requirements.lock")  # imageio-ffmpeg, hashed, from PyPI
-    commit = make_remote(tmp_path / "mirror")
-    wheels = tmp_path / "wheels"
-    standins.build_torch(wheels, "2.1.2+cpu")
+    model = standin_model.make_model(root, tmp_path)
     monkeypatch.setenv("THB_SPECS_DIR", str(root))
     monkeypatch.setenv("THB_ENVS_DIR", str(tmp_path / "envs"))
-    monkeypatch.setenv("THB_GITHUB_MIRROR", (tmp_path / "mirror").as_uri() + "/")
+    monkeypatch.setenv("THB_GITHUB_MIRROR", model.mirror.as_uri() + "/")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     from huggingface_hub import constants  # settings it read at import, as their variables would
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    gain = bytes(range(256)) * 2000  # 512 kB
-    lut = tar_gz({"lut.txt": b"lut-v1\n"})
     with serving() as server:
-        server.serve("/gain.bin", gain, mode="cut_once", cut=200_000)
-        server.serve("/lut.tar.gz", lut)
+        model.serve(server, mode="cut_once", cut=200_000)
         monkeypatch.setenv("HF_ENDPOINT", server.base)
-        server.serve_hub_folder("thb-test/standin", COMMIT, "model_ckpts/encoder", ENCODER,
-                                lfs={"model_ckpts/encoder/weights.bin"})
 
-        def write_spec(gain_sha: str = hashlib.sha256(gain).hexdigest()) -> specs.Spec:
-            (folder / "spec.toml").write_text(SPEC.format(
-                wheels=wheels.as_uri(), commit=commit, hub_commit=COMMIT,
-                gain_url=server.base + "/gain.bin", gain_size=len(gain), gain_sha=gain_sha,
-                lut_url=server.base + "/lut.tar.gz", lut_size=len(lut),
-                lut_sha=hashlib.sha256(lut).hexdigest()))
+        def write_spec(gain_sha: str | None = None) -> specs.Spec:
+            model.write_spec(server.base, gain_sha)
             return specs.get(Kind.MODEL, "standin")
 
         yield write_spec, server, tmp_path

@@ -23,6 +23,7 @@ from thbench import doctor, library_logs, paths, proc, redaction
 from thbench.errors import UserError, print_error
 from thbench.files import atomic_write_text
 
+from .standin_model import git
 from .weight_server import COMMIT, serving
 
 TOKEN = "hf_SECRETtoken123"
@@ -219,26 +220,20 @@ sys.exit(subprocess.run(["ffmpeg", "-v", "error", "-loop", "1", "-framerate", "2
 '''
 
 
-def _git(*args: str | Path, cwd: Path | None = None) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    return proc.run(["git", *map(str, args)], cwd=cwd, env=env, capture=True).stdout.strip()
-
-
 def _serve_repo(server, work: Path, prefix: str) -> str:
     """A bare repository holding infer.py, served over git's dumb HTTP protocol (plain files);
     returns its commit."""
-    _git("init", "-q", work)
+    git("init", "-q", work)
     (work / "infer.py").write_text(INFER)
-    _git("add", "infer.py", cwd=work)
-    _git("commit", "-q", "-m", "leaky model", cwd=work)
+    git("add", "infer.py", cwd=work)
+    git("commit", "-q", "-m", "leaky model", cwd=work)
     bare = work.parent / "bare.git"
-    _git("clone", "-q", "--bare", work, bare)
-    _git("--git-dir", bare, "update-server-info")
+    git("clone", "-q", "--bare", work, bare)
+    git("--git-dir", bare, "update-server-info")
     for path in bare.rglob("*"):
         if path.is_file():
             server.serve(f"{prefix}/{path.relative_to(bare).as_posix()}", path.read_bytes())
-    return _git("rev-parse", "HEAD", cwd=work)
+    return git("rev-parse", "HEAD", cwd=work)
 
 
 @pytest.mark.slow

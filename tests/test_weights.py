@@ -27,7 +27,7 @@ import pytest
 from rich.console import Console
 from rich.filesize import decimal
 
-from thbench import folders, weights, weights_disk
+from thbench import folders, weights, weights_disk, weights_hub
 from thbench.errors import UserError
 from thbench.specs import Weight
 
@@ -347,6 +347,24 @@ def test_archives_unpack_once(server, tmp_path, suffix):
     assert (target / folders.UNPACKED_MARKER).stat().st_mtime_ns == marker_time
 
 
+def test_what_a_killed_unpack_left_is_cleared_by_the_next(server, tmp_path):
+    """kill -9 mid-unpack leaves its temporary folder (and mid-swap, the old folder): the next
+    unpack removes them, and nothing of another folder's name."""
+    data = make_tar(FILES, "gz")
+    w = url_weight(server.serve("/pack.tgz", data), data, "downloads/pack.tgz",
+                   unpack="models/pack")
+    models = tmp_path / "models"
+    others = [".pack.x.ab12cd34.unpacking", ".packs.ab12cd34.unpacking", ".pack.notapid.old"]
+    for stale in [".pack.k1ll3d_x.unpacking", ".pack.4242.old", *others]:  # others: not ours
+        (models / stale / "sub").mkdir(parents=True)
+        (models / stale / "sub" / "half.bin").write_bytes(b"half")
+    assert fetch([w], tmp_path).done
+    assert sorted(p.name for p in models.iterdir()) == sorted([*others, "pack"])
+    # Killed while the folder it replaced was being deleted: cleared even with nothing to do.
+    (models / ".pack.4243.old").mkdir()
+    assert fetch([w], tmp_path).done and not (models / ".pack.4243.old").exists()
+
+
 def test_an_unpacked_folder_stands_without_its_archive(server, tmp_path):
     data = make_zip(FILES)
     w = url_weight(server.serve("/pack.zip", data), data, "downloads/pack.zip",
@@ -498,6 +516,27 @@ def test_hub_missing_file_is_a_clear_error(hub, tmp_path):
     assert "hf://thb-test/tiny@main/nope.bin" in caught.value.message
     assert "not found" in caught.value.message and "hf_file" in caught.value.tip
     assert leftovers(tmp_path) == ["checkpoints"]
+
+
+@pytest.mark.parametrize("mode", ["500_once", "500_get"])
+def test_a_hub_5xx_is_asked_again_then_reported(hub, tmp_path, monkeypatch, mode):
+    monkeypatch.setattr(weights_hub, "HUB_BACKOFF", 0.01)
+    data = blob(36)
+    hub.serve_hub_folder("thb-test/tiny", COMMIT, "", {"model.bin": data}, lfs={"model.bin"})
+    path = f"/thb-test/tiny/resolve/{COMMIT}/model.bin"
+    hub.serve(path, data, mode=mode)
+    w = Weight("checkpoints/model.bin", len(data), sha(data), hf_repo="thb-test/tiny",
+               hf_file="model.bin", hf_revision=COMMIT)
+    gets = lambda: [s for s in hub.log(path) if s.method == "GET"]  # noqa: E731
+    if mode == "500_once":
+        assert fetch([w], tmp_path).done
+        assert (tmp_path / "checkpoints/model.bin").read_bytes() == data and len(gets()) == 2
+        return
+    with pytest.raises(UserError) as caught:
+        fetch([w], tmp_path)
+    assert "could not download" in caught.value.message and "500" in caught.value.message
+    assert len(gets()) == weights_hub.HUB_ATTEMPTS
+    assert not (tmp_path / "checkpoints/model.bin").exists()
 
 
 def interrupt_hub_retries(monkeypatch) -> None:

@@ -34,9 +34,11 @@ def git_blob_id(data: bytes) -> str:
 @dataclass
 class Route:
     data: bytes
-    mode: str = "ok"  # ok | 404 | 503_once | 503_always | cut_once | stall_once | slow_once | ignore_range
+    mode: str = "ok"  # ok | 404 | 500_once | 500_get (every GET; HEAD answers) | 503_once |
+    # 503_always | cut_once | stall_once | slow_once | ignore_range
     cut: int = 0  # bytes sent before cutting or stalling
     delay: float = 0.0  # seconds of silence (slow_once, stall_once)
+    rate: float = 0.0  # bytes a second for every body; 0: as fast as the loopback goes
     fired: bool = False  # a *_once misbehaviour has happened
 
 
@@ -129,6 +131,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.empty(404, X_Error_Code="EntryNotFound")
         if route.mode == "503_always" or (once and route.mode == "503_once"):
             return self.empty(503)
+        if (once and route.mode == "500_once") or (body and route.mode == "500_get"):
+            return self.empty(500)
         if once and route.mode == "slow_once":
             time.sleep(route.delay)
         data, start = route.data, 0
@@ -149,13 +153,24 @@ class Handler(BaseHTTPRequestHandler):
         if not body:
             return None
         if once and route.mode in ("cut_once", "stall_once"):
-            self.wfile.write(rest[: route.cut])
+            self.send(rest[: route.cut], route.rate)
             self.wfile.flush()
             if route.mode == "stall_once":
                 time.sleep(route.delay)
             return None  # the connection closes short of Content-Length
-        self.wfile.write(rest)
+        self.send(rest, route.rate)
         return None
+
+    def send(self, data: bytes, rate: float) -> None:
+        """``data``, at about ``rate`` bytes a second when a rate is set."""
+        if not rate:
+            self.wfile.write(data)
+            return
+        step = max(1, int(rate / 20))  # twenty writes a second
+        for start in range(0, len(data), step):
+            self.wfile.write(data[start:start + step])
+            self.wfile.flush()
+            time.sleep(step / rate)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ folder (absolute name, ``..``, a link pointing out, a device file) is refused wh
 
 from __future__ import annotations
 
+import glob
 import os
 import posixpath
 import re
@@ -48,10 +49,21 @@ def claim(target: Path, what: str) -> None:
                         f"move {target} away (or delete it) and run the same command again")
 
 
+def clear_leftovers(target: Path, keep: Path | None = None) -> None:
+    """Remove what a killed unpack or swap left beside ``target``: the temporary folders this
+    module names after it (``.<name>.<mkdtemp's 8>.unpacking``, ``.<name>.<pid>.old``), all but
+    ``keep``. Callers hold the env's setup lock, so no other process is writing them."""
+    ours = re.compile(rf"\.{re.escape(target.name)}\.([a-z0-9_]{{8}}\.unpacking|\d+\.old)")
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        if ours.fullmatch(path.name) and path != keep and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def swap_in(new: Path, target: Path, what: str) -> None:
     """Rename folder ``new`` to ``target``, replacing an earlier folder of ours there."""
     claim(target, what)
     target.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(target, keep=new)
     if target.exists():
         old = target.with_name(f".{target.name}.{os.getpid()}.old")
         os.rename(target, old)
@@ -135,6 +147,7 @@ def unpack_archive(archive: Path, target: Path, digest: str) -> None:
     what = f"unpacked from {archive.name}"
     claim(target, what)
     target.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unpacking", dir=target.parent))
     try:
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would stick to target

@@ -228,6 +228,9 @@ def fetch_all(weights: Iterable[Weight], root: Path, *, console: Console | None 
     anything the user can act on; a re-run resumes plain-URL downloads.
     """
     weights, root = tuple(weights), Path(root)
+    for weight in weights:  # what a setup killed mid-unpack or mid-swap left, even if now done
+        if weight.unpack or weight.hf_folder:
+            folders.clear_leftovers(root / (weight.unpack or weight.dest))
     before = plan(weights, root)
     if before.done:
         return before

@@ -7,12 +7,14 @@ by revision alone, against the Hub's own listing at that revision (the LFS sha25
 id of a small file). A Hub folder (``hf_folder``, always at a pinned ``hf_revision``) is listed
 at that revision, each file fetched and checked the same way, and the folder renamed into place
 with a manifest (``.thb-folder.json``: source, each file's size and sha256) that lets a re-run
-trust it. huggingface_hub retries on its own (a network error: 5 more tries, 23 s of pauses)
-and honours its own settings: ``HF_TOKEN`` (gated or private repositories), ``HF_HUB_OFFLINE``,
-``HF_HUB_*`` timeouts; ``HF_ENDPOINT`` (a Hub mirror) is read here at download time and passed
-on, because huggingface_hub reads it only once, at import. An interrupted Hub download resumes:
-the staging folder outlives a failed download, and the next attempt asks for the rest with
-``Range``; it is removed once the file is in place or a check refused it.
+trust it. huggingface_hub retries on its own (a network error: 5 more tries, 23 s of pauses;
+HTTP 408 and 429), and a 5xx answer to the GET is asked again here (``HUB_ATTEMPTS``, pauses
+doubling from ``HUB_BACKOFF``), resuming what came before it. huggingface_hub honours its own
+settings: ``HF_TOKEN`` (gated or private repositories), ``HF_HUB_OFFLINE``, ``HF_HUB_*``
+timeouts; ``HF_ENDPOINT`` (a Hub mirror) is read here at download time and passed on, because
+huggingface_hub reads it only once, at import. An interrupted Hub download resumes: the staging
+folder outlives a failed download, and the next attempt asks for the rest with ``Range``; it is
+removed once the file is in place or a check refused it.
 (huggingface_hub 2.x also fetches ``/api/agent-harnesses`` from its endpoint for its
 user-agent string, unless ``HF_HUB_DISABLE_TELEMETRY=1``.)
 
@@ -29,6 +31,7 @@ import json
 import os
 import posixpath
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
@@ -44,6 +47,8 @@ if TYPE_CHECKING:  # weights.py builds on this module
     from thbench.weights import Item
 
 STAGING = ".thb-staging"  # under root: Hub downloads until they verify
+HUB_ATTEMPTS = 4  # GETs per file while the Hub answers 5xx (huggingface_hub retries none of them)
+HUB_BACKOFF = 1.0  # seconds after the first 5xx; doubles after each
 NETWORK_TIP = "check the network (or set HF_ENDPOINT to a Hub mirror) and run the same command again"
 
 
@@ -160,6 +165,24 @@ def _drop(staging: Path) -> None:
         staging.parent.rmdir()
 
 
+def _hub_fetch(weight: Weight, filename: str, staging: Path,
+               on_bytes: Callable[[int], None]) -> Path:
+    """``_hub_download``, asked again while the Hub answers 5xx (a restart, an overloaded CDN)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    for attempt in range(1, HUB_ATTEMPTS):
+        try:
+            return _hub_download(weight, filename, staging, on_bytes)
+        except HfHubHTTPError as err:
+            if (getattr(err.response, "status_code", None) or 0) < 500:
+                raise
+            time.sleep(HUB_BACKOFF * 2 ** (attempt - 1))
+            # The next attempt's bar starts at the bytes already staged: counted once already.
+            with contextlib.suppress(OSError):
+                on_bytes(-(staging / filename).stat().st_size)
+    return _hub_download(weight, filename, staging, on_bytes)  # the last: its error stands
+
+
 def _hub_download(weight: Weight, filename: str, staging: Path,
                   on_bytes: Callable[[int], None]) -> Path:
     """``filename`` fetched into ``staging``, resuming what an earlier attempt left there.
@@ -242,7 +265,7 @@ def _fetch_hub(item: Item, root: Path, on_bytes: Callable[[int], None]) -> None:
             _require_room(item.path, f"{weight.dest} needs", entry.size)
     staging = _staging(root, weight)
     with _hub_errors(weight, where):
-        got = _hub_download(weight, weight.hf_file, staging, on_bytes)
+        got = _hub_fetch(weight, weight.hf_file, staging, on_bytes)
     try:
         digest = _matches_listing(entry, got, where) if entry else _hash_file(got).hexdigest()
         _place(got, weight, item.path, digest, where)
@@ -285,7 +308,7 @@ def _fetch_hub_folder(item: Item, root: Path, on_bytes: Callable[[int], None],
     staging, files = _staging(root, weight), dict[str, dict]()
     for f in listing:
         with _hub_errors(weight, where):
-            got = _hub_download(weight, f.path, staging, on_bytes)
+            got = _hub_fetch(weight, f.path, staging, on_bytes)
         try:
             digest = _matches_listing(f, got, where)
         except UserError:
