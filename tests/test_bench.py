@@ -19,7 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from thbench import paths, proc
+from thbench import bench as benches
+from thbench import paths, proc, run_record
 
 pytestmark = pytest.mark.slow
 FACE = paths.REPO_ROOT / "assets" / "face.png"
@@ -143,6 +144,20 @@ def test_mistakes_are_found_before_the_first_run(world):
                          env=dict(os.environ, THB_ENVS_DIR=str(world["root"] / "none")))
     assert "is not set up" in one_error(not_set_up)
     assert not (outputs / "bench").exists() and not (outputs / "still").exists()
+
+
+def test_a_bench_id_already_taken_is_never_reused(world, monkeypatch):
+    """Two benches planned in the same second with the same random part: the second gets
+    another id and a folder of its own; the first bench's record is untouched."""
+    ids = iter(["20990101-000000-aaaa", "20990101-000000-aaaa", "20990101-000000-bbbb"])
+    monkeypatch.setattr(run_record, "new_run_id", lambda: next(ids))
+    request = benches.Request(models="still", cases=world["cases"], face_check=False)
+    first = benches.plan(request)
+    record = (first.folder / "bench.json").read_bytes()
+    second = benches.plan(request)
+    assert (first.id, second.id) == ("20990101-000000-aaaa", "20990101-000000-bbbb")
+    assert (first.folder / "bench.json").read_bytes() == record
+    assert json.loads((second.folder / "bench.json").read_text())["bench_id"] == second.id
 
 
 def test_a_bench_runs_every_cell_speaks_once_and_a_failure_does_not_stop_it(world):

@@ -25,7 +25,7 @@ from rich.console import Console
 
 import thbench
 from thbench import cases as case_files
-from thbench import envs, media, paths, runs, score, specs
+from thbench import envs, media, paths, run_record, runs, score, specs
 from thbench import speech as speech_mod
 from thbench.errors import UserError
 from thbench.face import face_check
@@ -181,11 +181,11 @@ def plan(req: Request) -> Bench:
                 raise UserError(f"case {used}: {err.message}", err.tip) from None
     metric_names = _metrics(req.metrics)
     runs.check_writable(outputs)
-    bench_id = runs.new_run_id()
-    folder = outputs / "bench" / bench_id
+    # A fresh id whose folder this call made (never an earlier bench's, even in the same second).
+    bench_id, folder = run_record.make_run_dir(outputs, "bench")
     try:
         for sub in ("cells", "speech", "logs", "runs"):
-            (folder / sub).mkdir(parents=True)
+            (folder / sub).mkdir()
     except OSError as err:
         raise UserError(f"cannot make the bench folder {folder}: {err.strerror or err}",
                         "pass --outputs DIR to a folder you can write to") from None
