@@ -25,7 +25,7 @@ import pytest
 
 from bootstrap import bootstrap as boot
 from bootstrap import rootless
-from thbench import check, media, paths, proc, speech_audio, tools
+from thbench import check, media, media_pyav, paths, proc, speech_audio, tools
 from thbench.errors import UserError
 
 from .test_bootstrap import Loopback
@@ -236,7 +236,7 @@ def test_pyav_probe_gives_what_ffprobe_gives(tmp_path):
     for suffix, args in made.items():
         path = tmp_path / f"sample.{suffix}"
         _make("ffmpeg", *args, path)
-        ffprobe, pyav = media.probe(path), media._probe_with_pyav(path, tip=None, expected=None)
+        ffprobe, pyav = media.probe(path), media_pyav.probe(path, tip=None, expected=None)
         for key in ("format_name", "duration", "nb_streams"):
             assert ffprobe["format"].get(key) == pyav["format"].get(key), (suffix, key)
         assert len(ffprobe["streams"]) == len(pyav["streams"])
