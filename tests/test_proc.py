@@ -42,6 +42,20 @@ def test_failure_names_command_status_log_and_last_line(tmp_path):
     assert str(log) in err.message
 
 
+def test_a_long_command_is_cut_between_arguments_never_inside_a_path(tmp_path):
+    folder = tmp_path / ("deep-" * 12)
+    folder.mkdir()
+    script = folder / "fails.py"
+    script.write_text("raise SystemExit(2)\n")
+    argv = [sys.executable, str(script), "--flag", "x" * 200]
+    with pytest.raises(proc.CommandFailed) as caught:
+        proc.run(argv)
+    shown = caught.value.message.split("`")[1]
+    assert shown.endswith(" ...") and len(shown) <= 160
+    kept = shown.removesuffix(" ...").split(" ")
+    assert kept == argv[: len(kept)]  # whole arguments only, so a path can still be masked
+
+
 def test_check_false_returns_the_status():
     result = proc.run([sys.executable, "-c", "exit(5)"], check=False)
     assert result.returncode == 5

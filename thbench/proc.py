@@ -57,8 +57,17 @@ class Watcher(Protocol):
 
 
 def _display(argv: list[str], limit: int = 160) -> str:
+    """The command for a message, cut between arguments so no path is left in half."""
     text = shlex.join(argv)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    shown = [shlex.quote(argv[0])]
+    for arg in argv[1:]:
+        piece = shlex.quote(arg)
+        if len(" ".join(shown)) + 1 + len(piece) > limit - 4:
+            break
+        shown.append(piece)
+    return " ".join(shown) + " ..."
 
 
 def _tail(path: Path | None, text: str = "", lines: int = 20) -> str:

@@ -224,7 +224,8 @@ def reached(run: dict) -> str:
 
 
 def _scrub(value):
-    """The record is committed: this machine's folders become <repo>, <envs>, <outputs>, ~."""
+    """The record is committed: this machine's folders become <repo>, <envs>, <outputs>,
+    <specs> and ~."""
     if isinstance(value, dict):
         return {key: _scrub(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -232,7 +233,8 @@ def _scrub(value):
     if not isinstance(value, str):
         return value
     for folder, name in ((paths.envs_root(), "<envs>"), (paths.outputs_root(), "<outputs>"),
-                         (paths.REPO_ROOT, "<repo>"), (Path.home(), "~")):
+                         (paths.REPO_ROOT, "<repo>"), (paths.specs_root(), "<specs>"),
+                         (Path.home(), "~")):
         value = value.replace(str(folder), name)
     return value
 
