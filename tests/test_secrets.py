@@ -78,6 +78,33 @@ def test_a_short_password_is_masked_only_inside_urls():
         "http://***@proxy:3128 keeps pw elsewhere"
 
 
+def test_a_password_holding_an_unencoded_at_is_masked_whole():
+    env = {"HTTPS_PROXY": "http://bob:p@ssw0rd99@proxy:3128"}  # requests takes p@ssw0rd99
+    for text in ("via http://bob:p@ssw0rd99@proxy:3128/x", "password p@ssw0rd99 in a log"):
+        clean = redaction.redact(text, env)
+        assert "ssw0rd99" not in clean, clean
+    assert redaction.redact("via http://bob:p@ssw0rd99@proxy:3128/x", env) == "via http://***@proxy:3128/x"
+
+
+def test_a_plain_user_name_is_masked_in_urls_only_a_token_as_user_everywhere():
+    env = {"HTTPS_PROXY": "http://jsmith01@proxy.corp:3128",
+           "THB_GITHUB_MIRROR": "https://ghp_0123456789abcdefghijklmnopqrstuvwxyz@mirror/"}
+    record = '{"interpreter": "/home/jsmith01/venv/bin/python", "via": "http://jsmith01@proxy.corp"}'
+    assert redaction.redact(record, env) == \
+        '{"interpreter": "/home/jsmith01/venv/bin/python", "via": "http://***@proxy.corp"}'
+    assert redaction.redact("token ghp_0123456789abcdefghijklmnopqrstuvwxyz", env) == "token ***"
+
+
+def test_a_failed_record_write_leaves_no_temporary(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError):
+        atomic_write_text(tmp_path / "run.json", "{}")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_secrets_as_json_and_html_spell_them_are_masked():
     env = {"HF_TOKEN": 'tok"en\\with<&>'}
     record = json.dumps({"header": f"Bearer {env['HF_TOKEN']}"})

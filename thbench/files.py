@@ -24,8 +24,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     """
     # Unique per process and thread: a bench's threads write records side by side.
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    tmp.write_text(redact(text), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(redact(text), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written temporary is left beside the record
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def sha256_file(path: Path) -> str:

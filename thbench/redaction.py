@@ -25,9 +25,14 @@ TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_TOKEN", "GITHUB_TOKE
 # A free-standing value shorter than this is masked only inside a URL: replacing "pw" or "1234"
 # everywhere would garble every record, and so short a secret protects nothing anyway.
 MIN_FREE = 6
-# scheme://userinfo@ — userinfo ends at the first '/', '@', space or quote (RFC 3986 allows none
-# of them unencoded), so "file:///x@y" and "pkg @ https://host" are left alone.
-USERINFO_RE = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"<>]+@")
+# scheme://userinfo@ — userinfo runs to the last '@' before a '/', space or quote: requests and
+# urllib3 take "http://bob:p@ss@proxy" as password "p@ss", so that is what is masked. A URL with
+# no '@' before its first '/' ("file:///x@y", "pkg @ https://host") is left alone.
+USERINFO_RE = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s'\"<>]+@")
+# A user name with no password is masked everywhere only when it looks like a token
+# ("ghp_…@github.com"); a plain one ("jsmith@proxy") is masked inside URLs only, or every path
+# under /home/jsmith would be garbled in the records that are read back.
+MIN_BARE_USER = 20
 URL_RE = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -48,7 +53,10 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
             except ValueError:  # a port that is no number: still masked by the pattern
                 continue
             userinfo = parts.netloc.rpartition("@")[0]
-            for secret in (userinfo, password, parts.username if password is None else None):
+            bare = parts.username if password is None else None
+            if bare and len(bare) < MIN_BARE_USER:
+                bare = userinfo = None
+            for secret in (userinfo, password, bare):
                 if secret:  # the raw form and the one a library decodes it to
                     found.update({secret, unquote(secret)})
     kept = {s for s in found if len(s) >= MIN_FREE}
@@ -61,10 +69,9 @@ def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
     """``text`` with URL credentials and every secret of the environment masked as ``***``."""
     if not text:
         return text
-    text = USERINFO_RE.sub(rf"\g<scheme>{MASK}@", text)
-    for secret in secret_values(environ):
+    for secret in secret_values(environ):  # first: the pattern may cut a secret holding '@'
         text = text.replace(secret, MASK)
-    return text
+    return USERINFO_RE.sub(rf"\g<scheme>{MASK}@", text)
 
 
 def redact_url(url: str, environ: Mapping[str, str] | None = None) -> str:
